@@ -1,0 +1,19 @@
+//! Domain types of the receipts platform: identifiers, receipt documents, events and the receipt
+//! state machine. Pure: no I/O, no async, so every rule here is unit-testable on its own.
+#![forbid(unsafe_code)]
+
+pub mod document;
+pub mod event;
+pub mod idempotency;
+pub mod ids;
+pub mod receipt;
+pub mod receipt_type;
+pub mod state;
+
+pub use document::{DocumentError, DocumentFormat};
+pub use event::{EventKind, EventMeta, ReceiptEvent, Rejected, Submitted, Validated};
+pub use idempotency::{IdempotencyDecision, RequestFingerprint};
+pub use ids::{CallbackUrl, EventId, IdError, IdempotencyKey, ReceiptId, TenantId};
+pub use receipt::{Line, NormalizedReceipt, Party, Payment, Reason, Totals};
+pub use receipt_type::{ReceiptType, ReceiptTypeError};
+pub use state::{ReceiptState, Status, Transition};
