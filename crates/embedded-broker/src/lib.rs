@@ -1,0 +1,210 @@
+//! The development broker: tansu (a Kafka-API broker in Rust) started in-process with its durable
+//! SQLite storage engine, so `receipts up` and the tests need nothing installed.
+//!
+//! Only the embedded default uses this; production points the services at a real Kafka cluster.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tansu_broker::broker::Broker;
+use tansu_broker::coordinator::group::administrator::Controller;
+use tansu_storage::StorageContainer;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("broker storage path {0:?} cannot be expressed as a tansu sqlite URL")]
+    StoragePath(PathBuf),
+    #[error("cannot prepare broker storage: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("tansu: {0}")]
+    Tansu(String),
+    #[error("broker did not start listening on {addr} within {timeout:?}")]
+    NotReady { addr: SocketAddr, timeout: Duration },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Where the broker listens; also the address it advertises to clients.
+    pub listen: SocketAddr,
+    /// The SQLite file holding every topic, offset and consumer group.
+    pub storage: PathBuf,
+    pub cluster_id: String,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            storage: PathBuf::from("data/broker.db"),
+            cluster_id: "receipts".into(),
+        }
+    }
+}
+
+/// A running broker. Dropping it stops it.
+pub struct EmbeddedBroker {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl EmbeddedBroker {
+    /// Starts the broker and waits until it accepts connections.
+    pub async fn start(config: &BrokerConfig) -> Result<Self> {
+        if let Some(parent) = config
+            .storage
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+        let storage = storage_url(&config.storage, &std::env::current_dir()?)?;
+        let listener = Url::parse(&format!("tcp://{}", config.listen))
+            .map_err(|e| Error::Tansu(e.to_string()))?;
+        let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+            .node_id(1)
+            .cluster_id(config.cluster_id.clone())
+            .incarnation_id(uuid::Uuid::now_v7())
+            .advertised_listener(listener.clone())
+            .storage(storage)
+            .listener(listener)
+            .silent(true)
+            .build()
+            .await
+            .map_err(|e| Error::Tansu(e.to_string()))?;
+        let addr = config.listen;
+        let task = tokio::spawn(async move {
+            if let Err(error) = broker.serve(tokio::time::Instant::now()).await {
+                tracing::error!(%error, "embedded broker stopped");
+            }
+        });
+        let embedded = Self { addr, task };
+        embedded.wait_ready(Duration::from_secs(30)).await?;
+        tracing::info!(%addr, "embedded Kafka-API broker (tansu) listening");
+        Ok(embedded)
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        self.addr.to_string()
+    }
+
+    async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.task.is_finished() {
+                return Err(Error::Tansu(format!(
+                    "broker exited during startup (is {} in use?)",
+                    self.addr
+                )));
+            }
+            if TcpStream::connect(self.addr).await.is_ok() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::NotReady {
+                    addr: self.addr,
+                    timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Stops the broker. Its storage is transactional SQLite, so stopping at any point is safe.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// tansu 0.6 resolves a `sqlite://` URL by joining its host and path onto the *current
+/// directory*, so an absolute path must be written as a path relative to `cwd` (an opaque
+/// `sqlite:<relative>` URL, whose path tansu joins unchanged).
+fn storage_url(storage: &Path, cwd: &Path) -> Result<Url> {
+    let absolute = if storage.is_absolute() {
+        storage.to_path_buf()
+    } else {
+        cwd.join(storage)
+    };
+    let mut relative = String::new();
+    for component in cwd.components() {
+        if matches!(component, Component::Normal(_)) {
+            relative.push_str("../");
+        }
+    }
+    for component in absolute.components() {
+        match component {
+            Component::Normal(part) => {
+                let part = part
+                    .to_str()
+                    .ok_or_else(|| Error::StoragePath(storage.to_path_buf()))?;
+                relative.push_str(part);
+                relative.push('/');
+            }
+            Component::RootDir => {}
+            _ => return Err(Error::StoragePath(storage.to_path_buf())),
+        }
+    }
+    relative.pop();
+    let url = Url::parse(&format!("sqlite:{relative}"))
+        .map_err(|_| Error::StoragePath(storage.to_path_buf()))?;
+    // Characters the URL would percent-encode would name a different file.
+    if url.path() != relative {
+        return Err(Error::StoragePath(storage.to_path_buf()));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_urls_resolve_to_the_file_from_cwd() {
+        let cwd = Path::new("/work/main");
+        for (storage, expected) in [
+            ("data/broker.db", "../../work/main/data/broker.db"),
+            ("/tmp/x/broker.db", "../../tmp/x/broker.db"),
+        ] {
+            let url = storage_url(Path::new(storage), cwd).expect("url");
+            assert_eq!(url.scheme(), "sqlite");
+            assert_eq!(url.domain(), None);
+            assert_eq!(url.path(), expected);
+            // What tansu does with it:
+            let resolved = cwd.join(url.path());
+            let canonical: PathBuf = resolved.components().fold(PathBuf::new(), |mut p, c| {
+                match c {
+                    Component::ParentDir => {
+                        p.pop();
+                    }
+                    other => p.push(other),
+                }
+                p
+            });
+            let want = if Path::new(storage).is_absolute() {
+                PathBuf::from(storage)
+            } else {
+                cwd.join(storage)
+            };
+            assert_eq!(canonical, want);
+        }
+        assert!(storage_url(Path::new("/tmp/with space/b.db"), cwd).is_ok());
+        assert!(storage_url(Path::new("/tmp/x#y/b.db"), cwd).is_err());
+        assert!(storage_url(Path::new("../escape.db"), cwd).is_err());
+    }
+}

@@ -1,0 +1,99 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+/// How a service reaches Kafka. Every librdkafka property can be overridden through
+/// `librdkafka` (e.g. security settings in production).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    /// Prepended to every topic and consumer group name (isolates tests and environments).
+    pub topic_prefix: String,
+    /// Partitions of topics this service creates at startup.
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// How long a produce may wait for the broker's acknowledgement.
+    #[serde(with = "humantime_serde")]
+    pub produce_timeout: Duration,
+    /// Consumer group session timeout: how soon a crashed consumer's partitions move.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// How long in-flight messages may take to finish on shutdown or partition revocation.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Raw librdkafka properties, applied last.
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            topic_prefix: String::new(),
+            partitions: 6,
+            replication_factor: 1,
+            produce_timeout: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    pub(crate) fn client_config(&self, client_id: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", client_id);
+        config
+    }
+
+    pub(crate) fn apply_overrides(&self, config: &mut ClientConfig) {
+        for (key, value) in &self.librdkafka {
+            config.set(key, value);
+        }
+    }
+
+    pub(crate) fn producer_config(&self, client_id: &str) -> ClientConfig {
+        let mut config = self.client_config(client_id);
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set(
+                "message.timeout.ms",
+                self.produce_timeout.as_millis().to_string(),
+            );
+        self.apply_overrides(&mut config);
+        config
+    }
+
+    pub(crate) fn consumer_config(&self, client_id: &str, group_id: &str) -> ClientConfig {
+        let mut config = self.client_config(client_id);
+        config
+            .set("group.id", group_id)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set(
+                "session.timeout.ms",
+                self.session_timeout.as_millis().to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                (self.session_timeout.as_millis() / 4).max(100).to_string(),
+            );
+        self.apply_overrides(&mut config);
+        config
+    }
+
+    /// A consumer group name for `service`, prefixed like topics.
+    pub fn group_id(&self, service: &str) -> String {
+        format!("{}{service}", self.topic_prefix)
+    }
+}

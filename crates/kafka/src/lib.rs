@@ -1,0 +1,18 @@
+//! The Kafka backbone every service shares: configuration, topic names and creation, an
+//! idempotent producer that waits for the broker's acknowledgement, and one generic consumer loop
+//! that stores an offset only after the handler's side effects are acknowledged.
+#![forbid(unsafe_code)]
+
+mod config;
+pub mod consumer;
+mod error;
+pub mod headers;
+mod producer;
+pub mod topics;
+pub mod trace;
+
+pub use config::KafkaConfig;
+pub use consumer::{ConsumerSpec, EventHandler, HandlerError, MessageContext, run_consumer};
+pub use error::{Error, Result};
+pub use producer::{Delivered, EventProducer};
+pub use topics::{TopicNames, TopicSpec, ensure_topics};

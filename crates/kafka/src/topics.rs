@@ -1,0 +1,116 @@
+//! Topic names and creation. Kafka-API brokers used here do not auto-create topics, so every
+//! service creates the topics it touches at startup (idempotently).
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use receipts_domain::EventKind;
+
+use crate::{Error, KafkaConfig, Result};
+
+/// Topic names for one deployment (prefix included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicNames {
+    prefix: String,
+}
+
+impl TopicNames {
+    pub fn new(config: &KafkaConfig) -> Self {
+        Self {
+            prefix: config.topic_prefix.clone(),
+        }
+    }
+
+    /// The topic of an event kind, e.g. `receipts.submitted`.
+    pub fn event(&self, kind: EventKind) -> String {
+        format!("{}{}", self.prefix, kind.topic())
+    }
+
+    /// The dead-letter topic of `service` for messages from `topic`:
+    /// `<service>.<topic>.dlt` (ARCHITECTURE.md section 3).
+    pub fn dead_letter(&self, service: &str, topic: &str) -> String {
+        let base = topic.strip_prefix(&self.prefix).unwrap_or(topic);
+        format!("{}{service}.{base}.dlt", self.prefix)
+    }
+}
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
+impl TopicSpec {
+    pub fn new(config: &KafkaConfig, name: String) -> Self {
+        Self {
+            name,
+            partitions: config.partitions,
+            replication_factor: config.replication_factor,
+        }
+    }
+}
+
+/// Creates every topic in `specs` that does not exist yet.
+pub async fn ensure_topics(config: &KafkaConfig, specs: &[TopicSpec]) -> Result<()> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let mut client_config = config.client_config("receipts-admin");
+    config.apply_overrides(&mut client_config);
+    let admin: AdminClient<DefaultClientContext> = client_config.create()?;
+    let topics: Vec<NewTopic<'_>> = specs
+        .iter()
+        .map(|s| {
+            NewTopic::new(
+                &s.name,
+                s.partitions,
+                TopicReplication::Fixed(s.replication_factor),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics(&topics, &options).await? {
+        match result {
+            Ok(topic) => tracing::info!(topic, "topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(Error::CreateTopic {
+                    topic,
+                    detail: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_architecture() {
+        let plain = TopicNames::new(&KafkaConfig::default());
+        assert_eq!(plain.event(EventKind::Validated), "receipts.validated");
+        assert_eq!(
+            plain.dead_letter("status-projector", "receipts.submitted"),
+            "status-projector.receipts.submitted.dlt"
+        );
+        let prefixed = TopicNames::new(&KafkaConfig {
+            topic_prefix: "t1.".into(),
+            ..KafkaConfig::default()
+        });
+        assert_eq!(
+            prefixed.event(EventKind::Submitted),
+            "t1.receipts.submitted"
+        );
+        assert_eq!(
+            prefixed.dead_letter("validator", "t1.receipts.submitted"),
+            "t1.validator.receipts.submitted.dlt"
+        );
+    }
+}

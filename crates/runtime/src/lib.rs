@@ -1,0 +1,11 @@
+//! What every service binary does the same way: load its typed configuration, start telemetry,
+//! and turn SIGINT/SIGTERM into a cancellation token.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{ConfigError, load_config};
+pub use shutdown::shutdown_on_signal;
+pub use telemetry::{LogFormat, Telemetry, TelemetryConfig, TelemetryError};
