@@ -86,7 +86,7 @@ type Partition = (String, i32);
 /// Consumes `spec.topics` with `handler` until `shutdown` is cancelled (or this future is
 /// dropped), then drains and commits.
 pub async fn run_consumer<H: EventHandler>(
-    config: &KafkaConfig,
+    config: KafkaConfig,
     spec: ConsumerSpec,
     producer: EventProducer,
     handler: Arc<H>,
@@ -95,9 +95,9 @@ pub async fn run_consumer<H: EventHandler>(
     let dead_letter_topics: Vec<TopicSpec> = spec
         .topics
         .iter()
-        .map(|t| TopicSpec::new(config, producer.topics().dead_letter(&spec.service, t)))
+        .map(|t| TopicSpec::new(&config, producer.topics().dead_letter(&spec.service, t)))
         .collect();
-    ensure_topics(config, &dead_letter_topics).await?;
+    ensure_topics(&config, &dead_letter_topics).await?;
 
     let (done_tx, done_rx) = std_mpsc::channel();
     let shared = Arc::new(Shared {
@@ -268,7 +268,8 @@ impl<H: EventHandler> Shared<H> {
     fn store_finished<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) {
         let done = lock(&self.done_rx);
         while let Ok(((topic, partition), offset)) = done.try_recv() {
-            if let Err(error) = consumer.store_offset(&topic, partition, offset + 1) {
+            // librdkafka stores `offset + 1` itself (the next message to read).
+            if let Err(error) = consumer.store_offset(&topic, partition, offset) {
                 // The partition was revoked meanwhile; its new owner will see the message again.
                 tracing::debug!(%error, topic, partition, offset, "offset not stored");
             }
@@ -293,10 +294,11 @@ impl<H: EventHandler> Shared<H> {
             return;
         }
         let count = tasks.len();
-        let drained = self.runtime.block_on(tokio::time::timeout(
-            self.drain_timeout,
-            futures::future::join_all(tasks),
-        ));
+        let timeout = self.drain_timeout;
+        // The timer must be created inside the runtime, hence the async block.
+        let drained = self.runtime.block_on(async move {
+            tokio::time::timeout(timeout, futures::future::join_all(tasks)).await
+        });
         if drained.is_err() {
             tracing::warn!(
                 partitions = count,

@@ -1,0 +1,58 @@
+//! The status store: receipt projections, their timelines, idempotency records and API clients.
+//!
+//! One pair of traits ([`StatusStore`], [`ClientStore`]) with one implementation per backend; every
+//! implementation passes the same conformance suite ([`conformance`]). The SQLite backend
+//! ([`SqliteStore`]) is the embedded default and the test backend.
+#![forbid(unsafe_code)]
+
+pub mod api_key;
+mod clients;
+#[cfg(any(test, doc, feature = "conformance"))]
+pub mod conformance;
+mod error;
+mod model;
+mod sqlite;
+
+use async_trait::async_trait;
+use receipts_domain::{ReceiptEvent, ReceiptId, TenantId};
+
+pub use api_key::ApiKey;
+pub use clients::{ApiClient, ClientId, NewClient, Scope};
+pub use error::{Error, Result};
+pub use model::{Applied, ReceiptRecord, Reservation, Reserved, StoredDocument, TimelineEntry};
+pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
+
+/// Receipt projections and idempotency records.
+#[async_trait]
+pub trait StatusStore: Send + Sync + 'static {
+    /// Records `reservation` under its (tenant, idempotency key) unless that key is already
+    /// taken, in which case the earlier reservation is returned unchanged.
+    async fn reserve(&self, reservation: &Reservation) -> Result<Reserved>;
+
+    /// Applies one event to its receipt: idempotent (an event id already in the timeline
+    /// changes nothing), version-guarded (a concurrent writer can never be overwritten) and
+    /// atomic (timeline entry and projection are written together or not at all).
+    async fn apply(&self, event: &ReceiptEvent) -> Result<Applied>;
+
+    /// The receipt with its timeline, if it exists and belongs to `tenant`.
+    async fn receipt(&self, tenant: &TenantId, id: ReceiptId) -> Result<Option<ReceiptRecord>>;
+
+    /// The original document bytes, if the receipt exists, belongs to `tenant` and its
+    /// submission has been recorded.
+    async fn document(&self, tenant: &TenantId, id: ReceiptId) -> Result<Option<StoredDocument>>;
+}
+
+/// API clients (partners' credentials). Keys are stored only as hashes.
+#[async_trait]
+pub trait ClientStore: Send + Sync + 'static {
+    async fn create_client(&self, client: &NewClient) -> Result<ApiClient>;
+
+    /// The client whose key hashes to `key_hash`, revoked or not.
+    async fn client_by_key_hash(&self, key_hash: &str) -> Result<Option<ApiClient>>;
+
+    /// Every client, or only those of `tenant`, oldest first.
+    async fn list_clients(&self, tenant: Option<&TenantId>) -> Result<Vec<ApiClient>>;
+
+    /// Revokes a client; returns false if no such (unrevoked) client exists.
+    async fn revoke_client(&self, id: ClientId) -> Result<bool>;
+}

@@ -1,0 +1,128 @@
+//! The schema, versioned by `PRAGMA user_version`: migration `n` (1-based) takes the database
+//! from version `n - 1` to `n`. Append new migrations; never edit a released one.
+//!
+//! Ids are stored as hyphenated UUID text, timestamps as integer epoch milliseconds (UTC).
+//! Tables are `STRICT`, so a value of the wrong type can never be stored.
+
+use libsql::Connection;
+
+use super::codec;
+use crate::{Error, Result};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: receipts, their timelines and documents, idempotency records, API clients.
+    r#"
+    CREATE TABLE receipts (
+        id           TEXT    NOT NULL PRIMARY KEY,
+        tenant_id    TEXT    NOT NULL,
+        status       TEXT    NOT NULL,
+        state_json   TEXT    NOT NULL,
+        version      INTEGER NOT NULL,
+        receipt_type TEXT    NOT NULL,
+        content_type TEXT,
+        callback_url TEXT,
+        received_at  INTEGER,
+        updated_at   INTEGER NOT NULL,
+        reasons_json TEXT,
+        receipt_json TEXT
+    ) STRICT;
+    CREATE INDEX receipts_by_tenant_updated ON receipts (tenant_id, updated_at);
+
+    -- The foreign keys are deferred so that apply() can write the timeline entry (its
+    -- idempotency check) before the receipt row that the entry belongs to.
+    CREATE TABLE timeline (
+        receipt_id  TEXT    NOT NULL REFERENCES receipts (id) DEFERRABLE INITIALLY DEFERRED,
+        event_id    TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
+        occurred_at INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        status      TEXT    NOT NULL,
+        seq         INTEGER NOT NULL,
+        PRIMARY KEY (receipt_id, event_id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE documents (
+        receipt_id   TEXT NOT NULL PRIMARY KEY REFERENCES receipts (id) DEFERRABLE INITIALLY DEFERRED,
+        content_type TEXT NOT NULL,
+        bytes        BLOB NOT NULL
+    ) STRICT;
+
+    CREATE TABLE idempotency (
+        tenant_id       TEXT    NOT NULL,
+        idempotency_key TEXT    NOT NULL,
+        fingerprint     TEXT    NOT NULL,
+        receipt_id      TEXT    NOT NULL,
+        event_id        TEXT    NOT NULL,
+        received_at     INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, idempotency_key)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE api_clients (
+        id         TEXT    NOT NULL PRIMARY KEY,
+        tenant_id  TEXT    NOT NULL,
+        scope      TEXT    NOT NULL,
+        key_hash   TEXT    NOT NULL UNIQUE,
+        key_prefix TEXT    NOT NULL,
+        label      TEXT,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    ) STRICT;
+    CREATE INDEX api_clients_by_tenant ON api_clients (tenant_id, created_at);
+    "#,
+];
+
+/// The schema version this build writes.
+pub(super) fn latest_version() -> u32 {
+    // At most a handful of migrations: the cast cannot truncate.
+    MIGRATIONS.len() as u32
+}
+
+pub(super) async fn user_version(conn: &Connection) -> Result<u32> {
+    let mut rows = conn.query("PRAGMA user_version", ()).await?;
+    let row = rows
+        .next()
+        .await?
+        .ok_or_else(|| codec::corrupt("user_version", "no row"))?;
+    let version = codec::int(&row, 0, "user_version")?;
+    u32::try_from(version)
+        .map_err(|_| codec::corrupt("user_version", format!("{version} is not a schema version")))
+}
+
+/// Brings the schema up to date, in one write transaction so that concurrent openers (other
+/// processes) wait for each other and every migration is applied exactly once.
+pub(super) async fn migrate(conn: &Connection, path: &str) -> Result<()> {
+    conn.execute("BEGIN IMMEDIATE", ()).await?;
+    let result = migrate_in_tx(conn, path).await;
+    match result {
+        Ok(()) => conn
+            .execute("COMMIT", ())
+            .await
+            .map(drop)
+            .map_err(Error::from),
+        Err(e) => {
+            super::rollback_quietly(conn).await;
+            Err(e)
+        }
+    }
+}
+
+async fn migrate_in_tx(conn: &Connection, path: &str) -> Result<()> {
+    let current = user_version(conn).await?;
+    let latest = latest_version();
+    if current > latest {
+        return Err(Error::Open {
+            path: path.to_owned(),
+            detail: format!(
+                "schema version {current} is newer than this build's ({latest}); upgrade the binary"
+            ),
+        });
+    }
+    for (version, sql) in (1..).zip(MIGRATIONS).skip(current as usize) {
+        tracing::debug!(path, version, "applying store migration");
+        conn.execute_batch(sql).await?;
+        // PRAGMA cannot take parameters; `version` is an integer we produced.
+        conn.execute(&format!("PRAGMA user_version = {version}"), ())
+            .await?;
+    }
+    Ok(())
+}

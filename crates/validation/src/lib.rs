@@ -1,0 +1,70 @@
+//! Validation of receipt documents of the built-in receipt types (`retail-receipt/v1` in JSON,
+//! `retail-receipt-xml/v1` in XML). Pure logic: no I/O, no clock.
+//!
+//! A document goes through two stages:
+//! 1. extraction (modules `json` and `xml`): the document is read into a format-independent
+//!    draft (`draft`), every value next to its path, and every structural problem is reported;
+//! 2. the rules (`rules`): receipt number, dates, tax ids (`tax_id`), currency (`currency`),
+//!    VAT rates (`vat_rates`) and all the arithmetic.
+//!
+//! Every reason is collected, never only the first; the list is returned in the documented field
+//! order (`reasons`), so validating the same document twice gives the same list. The reason
+//! codes are listed in `reasons::code`.
+//!
+//! [`sample`] generates valid and invalid documents of both types for tests and load generation.
+#![forbid(unsafe_code)]
+
+mod currency;
+mod draft;
+mod json;
+mod reasons;
+mod rules;
+pub mod sample;
+mod tax_id;
+mod vat_rates;
+mod xml;
+
+use chrono::{DateTime, Utc};
+use receipts_domain::receipt_type::{RETAIL_RECEIPT_V1, RETAIL_RECEIPT_XML_V1};
+use receipts_domain::{NormalizedReceipt, Reason, ReceiptType};
+
+use crate::reasons::code;
+
+/// Validates `document` as a receipt of `receipt_type`. `received_at` is the submission time from
+/// the event (NOT the wall clock), so validating the same event twice always gives the same result.
+pub fn validate(
+    receipt_type: &ReceiptType,
+    document: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<NormalizedReceipt, Vec<Reason>> {
+    let (draft, mut reasons) = match receipt_type.name() {
+        RETAIL_RECEIPT_V1 => json::extract(document),
+        RETAIL_RECEIPT_XML_V1 => xml::extract(document),
+        other => {
+            let message = format!("receipt type {other:?} has no validation rules");
+            return Err(vec![Reason::new(
+                "",
+                code::UNSUPPORTED_RECEIPT_TYPE,
+                message,
+            )]);
+        }
+    };
+    let Some(draft) = draft else {
+        return Err(reasons::finish(reasons));
+    };
+    let (receipt, semantic) = rules::check(&draft, received_at);
+    reasons.extend(semantic);
+    match receipt {
+        Some(receipt) if reasons.is_empty() => Ok(receipt),
+        // Unreachable in practice: a required value can only be missing if a reason says so.
+        None if reasons.is_empty() => Err(vec![Reason::new(
+            "",
+            code::INVALID_DOCUMENT,
+            "the document is incomplete",
+        )]),
+        _ => Err(reasons::finish(reasons)),
+    }
+}
+
+#[cfg(test)]
+mod tests;
