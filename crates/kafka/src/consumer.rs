@@ -131,7 +131,10 @@ pub async fn run_consumer<H: EventHandler>(
         .name(format!("{}-poll", spec.service))
         .spawn(move || {
             poll_loop(&consumer, &shared, &stop);
+            // Every Kafka client (consumer, and the producer inside `shared`) is gone before
+            // the caller hears that the consumer stopped, so it may stop the broker next.
             drop(consumer);
+            drop(shared);
             let _ = exit_tx.send(());
         })
         .map_err(|e| Error::Thread(e.to_string()))?;

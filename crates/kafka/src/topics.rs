@@ -54,6 +54,22 @@ impl TopicSpec {
     }
 }
 
+/// The names of the topics the broker has (empty if it cannot tell right now).
+async fn existing_topics(config: rdkafka::ClientConfig) -> std::collections::HashSet<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    tokio::task::spawn_blocking(move || {
+        let Ok(client) = config.create::<BaseConsumer>() else {
+            return Default::default();
+        };
+        client
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map(|m| m.topics().iter().map(|t| t.name().to_owned()).collect())
+            .unwrap_or_default()
+    })
+    .await
+    .unwrap_or_default()
+}
+
 /// Creates every topic in `specs` that does not exist yet.
 pub async fn ensure_topics(config: &KafkaConfig, specs: &[TopicSpec]) -> Result<()> {
     if specs.is_empty() {
@@ -62,7 +78,17 @@ pub async fn ensure_topics(config: &KafkaConfig, specs: &[TopicSpec]) -> Result<
     let mut client_config = config.client_config("receipts-admin");
     config.apply_overrides(&mut client_config);
     let admin: AdminClient<DefaultClientContext> = client_config.create()?;
-    let topics: Vec<NewTopic<'_>> = specs
+    // Only create what is missing: asking the broker to create an existing topic is harmless
+    // but makes some brokers log an error.
+    let existing = existing_topics(client_config.clone()).await;
+    let missing: Vec<&TopicSpec> = specs
+        .iter()
+        .filter(|s| !existing.contains(&s.name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let topics: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|s| {
             NewTopic::new(

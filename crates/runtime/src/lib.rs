@@ -2,10 +2,12 @@
 //! and turn SIGINT/SIGTERM into a cancellation token.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod shutdown;
 pub mod telemetry;
 
+pub use cli::ServiceArgs;
 pub use config::{ConfigError, load_config};
 pub use shutdown::shutdown_on_signal;
 pub use telemetry::{LogFormat, Telemetry, TelemetryConfig, TelemetryError};

@@ -40,6 +40,9 @@ pub trait StatusStore: Send + Sync + 'static {
     /// The original document bytes, if the receipt exists, belongs to `tenant` and its
     /// submission has been recorded.
     async fn document(&self, tenant: &TenantId, id: ReceiptId) -> Result<Option<StoredDocument>>;
+
+    /// Whether the store answers at all (readiness probes).
+    async fn ping(&self) -> Result<()>;
 }
 
 /// API clients (partners' credentials). Keys are stored only as hashes.

@@ -572,6 +572,13 @@ impl StatusStore for SqliteStore {
         result
     }
 
+    async fn ping(&self) -> Result<()> {
+        let conn = self.reader().await;
+        let mut rows = conn.query("SELECT 1", ()).await?;
+        rows.next().await?;
+        Ok(())
+    }
+
     async fn document(&self, tenant: &TenantId, id: ReceiptId) -> Result<Option<StoredDocument>> {
         let conn = self.reader().await;
         let mut rows = conn

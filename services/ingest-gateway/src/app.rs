@@ -1,0 +1,84 @@
+//! The router and what every handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use receipts_kafka::EventProducer;
+use receipts_store::{ClientStore, StatusStore};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::HttpConfig;
+use crate::problem::ApiError;
+use crate::routes;
+
+/// Shared by all handlers; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn StatusStore>,
+    pub clients: Arc<dyn ClientStore>,
+    pub producer: EventProducer,
+    pub http: Arc<HttpConfig>,
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/receipts", post(routes::submit))
+        .route("/v1/receipts/{id}", get(routes::receipt))
+        .route("/v1/receipts/{id}/document", get(routes::document))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // The submit handler enforces its own, configurable limit with a problem document.
+        .layer(DefaultBodyLimit::disable())
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal.into_response()
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .with_state(state)
+}
+
+fn make_span(request: &Request) -> tracing::Span {
+    let span = tracing::info_span!(
+        "http",
+        method = %request.method(),
+        path = %request.uri().path(),
+        tenant = tracing::field::Empty,
+        receipt_id = tracing::field::Empty,
+    );
+    // A partner's own trace continues through the platform.
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    receipts_kafka::trace::set_parent(&span, traceparent);
+    span
+}
+
+/// Liveness: the process serves HTTP.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the broker and the store both answer.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let broker = state
+        .producer
+        .check_connectivity(Duration::from_secs(2))
+        .await;
+    let store = state.store.ping().await.is_ok();
+    let body = serde_json::json!({ "broker": broker, "store": store });
+    let status = if broker && store {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}

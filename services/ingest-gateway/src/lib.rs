@@ -1,0 +1,61 @@
+//! ingest-gateway: the partners' HTTP API. It stores nothing of its own beyond idempotency
+//! records: a submission becomes a `submitted` event on Kafka (acks=all, idempotent producer), and
+//! reads come from the status store the projector maintains.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod problem;
+pub mod routes;
+
+use std::sync::Arc;
+
+use receipts_avro::EventCodec;
+use receipts_domain::EventKind;
+use receipts_kafka::{EventProducer, TopicNames, TopicSpec, ensure_topics};
+use receipts_store::{ClientStore, StatusStore};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use app::{AppState, router};
+pub use config::{GatewayConfig, HttpConfig};
+
+pub const SERVICE: &str = "ingest-gateway";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kafka(#[from] receipts_kafka::Error),
+    #[error(transparent)]
+    Codec(#[from] receipts_avro::Error),
+    #[error("serving HTTP: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then finishes in-flight requests.
+pub async fn run(
+    config: GatewayConfig,
+    store: Arc<dyn StatusStore>,
+    clients: Arc<dyn ClientStore>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let topic = TopicNames::new(&config.kafka).event(EventKind::Submitted);
+    ensure_topics(&config.kafka, &[TopicSpec::new(&config.kafka, topic)]).await?;
+    let codec = Arc::new(EventCodec::new(&config.schema_registry)?);
+    let producer = EventProducer::new(&config.kafka, SERVICE, codec)?;
+    producer.register_schemas(&[EventKind::Submitted]).await?;
+    let state = AppState {
+        store,
+        clients,
+        producer: producer.clone(),
+        http: Arc::new(config.gateway),
+    };
+    tracing::info!(addr = ?listener.local_addr().ok(), "ingest gateway listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    producer.flush(std::time::Duration::from_secs(5));
+    Ok(())
+}

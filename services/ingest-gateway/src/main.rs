@@ -1,0 +1,19 @@
+use std::sync::Arc;
+
+use clap::Parser;
+use ingest_gateway::{GatewayConfig, SERVICE};
+use receipts_runtime::{ServiceArgs, load_config, shutdown_on_signal, telemetry};
+use receipts_store::SqliteStore;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = ServiceArgs::parse();
+    let config: GatewayConfig = load_config(args.config.as_deref())?;
+    let telemetry = telemetry::init(SERVICE, &config.telemetry)?;
+    let store = Arc::new(SqliteStore::open(&config.store).await?);
+    let listener = tokio::net::TcpListener::bind(config.gateway.listen).await?;
+    let result =
+        ingest_gateway::run(config, store.clone(), store, listener, shutdown_on_signal()).await;
+    telemetry.shutdown();
+    Ok(result?)
+}

@@ -1,0 +1,355 @@
+//! Receipt endpoints.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use receipts_domain::event::now_millis;
+use receipts_domain::{
+    CallbackUrl, DocumentFormat, EventId, EventMeta, IdempotencyDecision, IdempotencyKey,
+    NormalizedReceipt, Reason, ReceiptEvent, ReceiptId, ReceiptType, RequestFingerprint, Status,
+    Submitted,
+};
+use receipts_store::{ReceiptRecord, Reservation, Reserved, TimelineEntry};
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::problem::ApiError;
+
+pub const RECEIPT_TYPE: &str = "receipt-type";
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub const CALLBACK_URL: &str = "callback-url";
+/// Set on a 202 that replays an earlier submission's answer.
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// The 202 answer to a submission.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    pub id: ReceiptId,
+    pub status: Status,
+    pub status_url: String,
+}
+
+/// A validated submission request.
+struct Submission {
+    receipt_type: ReceiptType,
+    content_type: String,
+    key: IdempotencyKey,
+    callback_url: Option<CallbackUrl>,
+    document: Bytes,
+}
+
+/// `POST /v1/receipts`: accepts a receipt document; answers 202 only once the `submitted` event
+/// is acknowledged by the broker and recorded, so the receipt is durable and immediately readable.
+#[tracing::instrument(skip_all, fields(receipt_id))]
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.require_write("submitting receipts")?;
+    let submission = parse_submission(&headers, body, state.http.max_body_bytes).await?;
+    let format = submission.receipt_type.format();
+    let fingerprint = RequestFingerprint::of(
+        submission.receipt_type.name(),
+        format,
+        submission.callback_url.as_ref().map(CallbackUrl::as_str),
+        &submission.document,
+    );
+    let fresh = Reservation {
+        tenant_id: caller.tenant.clone(),
+        idempotency_key: submission.key.clone(),
+        fingerprint: fingerprint.clone(),
+        receipt_id: ReceiptId::new(),
+        event_id: EventId::new(),
+        received_at: now_millis(),
+    };
+    let (reservation, replay) = match state
+        .store
+        .reserve(&fresh)
+        .await
+        .map_err(store_unavailable)?
+    {
+        Reserved::New => (fresh, false),
+        Reserved::Existing(earlier) => {
+            match IdempotencyDecision::decide(
+                Some((earlier.receipt_id, &earlier.fingerprint)),
+                &fingerprint,
+            ) {
+                IdempotencyDecision::Conflict(receipt_id) => {
+                    return Err(ApiError::IdempotencyConflict { receipt_id });
+                }
+                _ => (earlier, true),
+            }
+        }
+    };
+    let receipt_id = reservation.receipt_id;
+    tracing::Span::current().record("receipt_id", tracing::field::display(receipt_id));
+
+    // A replay whose original completed answers as before. Otherwise (first attempt, or an
+    // earlier attempt that failed or crashed before answering) the same event is produced again:
+    // it carries the reservation's ids, so downstream deduplication makes this harmless.
+    let recorded = replay
+        && state
+            .store
+            .receipt(&caller.tenant, receipt_id)
+            .await
+            .map_err(store_unavailable)?
+            .is_some();
+    if !recorded {
+        let event: ReceiptEvent = Submitted {
+            meta: EventMeta {
+                event_id: reservation.event_id,
+                receipt_id,
+                tenant_id: caller.tenant.clone(),
+                occurred_at: reservation.received_at,
+                attempt: 1,
+            },
+            receipt_type: submission.receipt_type.name().to_owned(),
+            content_type: submission.content_type,
+            document: submission.document.to_vec(),
+            idempotency_key: submission.key,
+            callback_url: submission.callback_url,
+        }
+        .into();
+        state.producer.publish(&event).await.map_err(|error| {
+            tracing::warn!(%error, "submitted event not acknowledged");
+            ApiError::BrokerUnavailable
+        })?;
+        // Record it now (the projector will find it a duplicate): a 202'd id never answers 404.
+        state.store.apply(&event).await.map_err(store_unavailable)?;
+        tracing::info!(receipt_type = %submission.receipt_type, replay, "receipt accepted");
+    }
+    let status_url = status_url(&state, receipt_id);
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            id: receipt_id,
+            status: Status::Received,
+            status_url: status_url.clone(),
+        }),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&status_url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if replay {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+async fn parse_submission(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Submission, ApiError> {
+    let content_type = header_str(headers, header::CONTENT_TYPE.as_str())?.ok_or_else(|| {
+        ApiError::UnsupportedMediaType("a Content-Type header is required".into())
+    })?;
+    let format = DocumentFormat::from_content_type(content_type).map_err(ApiError::Document)?;
+    let type_name =
+        header_str(headers, RECEIPT_TYPE)?.ok_or(ApiError::MissingHeader("Receipt-Type"))?;
+    let receipt_type = ReceiptType::lookup(type_name.trim())
+        .map_err(|e| ApiError::UnknownReceiptType(e.to_string()))?;
+    if receipt_type.format() != format {
+        return Err(ApiError::MediaTypeMismatch {
+            name: receipt_type.name().to_owned(),
+            expected: receipt_type.format().media_type(),
+            got: content_type.to_owned(),
+        });
+    }
+    let key =
+        header_str(headers, IDEMPOTENCY_KEY)?.ok_or(ApiError::MissingHeader("Idempotency-Key"))?;
+    let key = IdempotencyKey::parse(key).map_err(|e| ApiError::InvalidHeader {
+        name: "Idempotency-Key",
+        reason: e.to_string(),
+    })?;
+    let callback_url = header_str(headers, CALLBACK_URL)?
+        .map(|v| CallbackUrl::parse(v.trim()))
+        .transpose()
+        .map_err(|e| ApiError::InvalidHeader {
+            name: "Callback-Url",
+            reason: e.to_string(),
+        })?;
+    let document = read_limited(headers, body, limit).await?;
+    format
+        .check_well_formed(&document)
+        .map_err(ApiError::Document)?;
+    Ok(Submission {
+        receipt_type,
+        content_type: content_type.to_owned(),
+        key,
+        callback_url,
+        document,
+    })
+}
+
+/// A header as text; a header that is not visible ASCII is invalid rather than absent.
+fn header_str<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&'h str>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(Some).map_err(|_| ApiError::InvalidHeader {
+            name,
+            reason: "not visible ASCII".into(),
+        }),
+    }
+}
+
+/// Reads at most `limit` bytes; refuses early when Content-Length already says more.
+async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(error) => {
+            let too_large = std::error::Error::source(&error).is_some_and(|s| {
+                s.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+            });
+            if too_large {
+                Err(ApiError::PayloadTooLarge { limit })
+            } else {
+                Err(ApiError::UnreadableBody)
+            }
+        }
+    }
+}
+
+fn status_url(state: &AppState, id: ReceiptId) -> String {
+    format!(
+        "{}/v1/receipts/{id}",
+        state.http.public_url.as_str().trim_end_matches('/')
+    )
+}
+
+fn store_unavailable(error: receipts_store::Error) -> ApiError {
+    tracing::warn!(%error, "status store error");
+    ApiError::StoreUnavailable
+}
+
+/// Ids that cannot exist are simply not found (no hint about id formats).
+fn parse_id(raw: &str) -> Result<ReceiptId, ApiError> {
+    ReceiptId::parse(raw).map_err(|_| ApiError::ReceiptNotFound)
+}
+
+/// A receipt as partners see it.
+#[derive(Debug, Serialize)]
+pub struct ReceiptView {
+    pub id: ReceiptId,
+    pub status: Status,
+    pub receipt_type: String,
+    pub content_type: Option<String>,
+    pub callback_url: Option<String>,
+    pub received_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    /// Why the receipt was rejected; empty otherwise.
+    pub reasons: Vec<Reason>,
+    /// The normalized receipt, once validated.
+    pub receipt: Option<NormalizedReceipt>,
+    pub timeline: Vec<TimelineView>,
+    pub links: Links,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimelineView {
+    pub event: String,
+    pub event_id: EventId,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub status: Status,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Links {
+    #[serde(rename = "self")]
+    pub this: String,
+    pub document: String,
+}
+
+impl ReceiptView {
+    fn new(record: ReceiptRecord, self_url: String) -> Self {
+        let timeline = record
+            .timeline
+            .into_iter()
+            .map(
+                |TimelineEntry {
+                     event_id,
+                     event,
+                     occurred_at,
+                     recorded_at,
+                     status,
+                 }| TimelineView {
+                    event: event.as_str().to_owned(),
+                    event_id,
+                    occurred_at,
+                    recorded_at,
+                    status,
+                },
+            )
+            .collect();
+        Self {
+            id: record.id,
+            status: record.status,
+            receipt_type: record.receipt_type,
+            content_type: record.content_type,
+            callback_url: record.callback_url,
+            received_at: record.received_at,
+            updated_at: record.updated_at,
+            reasons: record.reasons,
+            receipt: record.receipt,
+            timeline,
+            links: Links {
+                document: format!("{self_url}/document"),
+                this: self_url,
+            },
+        }
+    }
+}
+
+/// `GET /v1/receipts/{id}`: status and timeline.
+#[tracing::instrument(skip_all, fields(receipt_id = %id))]
+pub async fn receipt(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ReceiptView>, ApiError> {
+    let id = parse_id(&id)?;
+    let record = state
+        .store
+        .receipt(&caller.tenant, id)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or(ApiError::ReceiptNotFound)?;
+    Ok(Json(ReceiptView::new(record, status_url(&state, id))))
+}
+
+/// `GET /v1/receipts/{id}/document`: the original bytes with their original content type.
+#[tracing::instrument(skip_all, fields(receipt_id = %id))]
+pub async fn document(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let document = state
+        .store
+        .document(&caller.tenant, id)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or(ApiError::ReceiptNotFound)?;
+    let content_type = HeaderValue::from_str(&document.content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    Ok(([(header::CONTENT_TYPE, content_type)], document.bytes).into_response())
+}

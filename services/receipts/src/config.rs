@@ -1,0 +1,100 @@
+use std::path::{Path, PathBuf};
+
+use ingest_gateway::HttpConfig;
+use receipts_avro::SchemaRegistryConfig;
+use receipts_kafka::KafkaConfig;
+use receipts_runtime::{LogFormat, TelemetryConfig};
+use receipts_store::SqliteConfig;
+use serde::{Deserialize, Serialize};
+
+/// What `receipts up` starts in-process besides the services.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Start a tansu broker listening at `kafka.bootstrap_servers` (a single loopback address).
+    pub broker: bool,
+    pub broker_storage: PathBuf,
+    /// Serve the schema registry at `schema_registry.url`.
+    pub schema_registry: bool,
+    pub schema_registry_storage: PathBuf,
+    /// Where the development API key (tenant `dev`, read-write) is written on first start.
+    pub dev_api_key_file: PathBuf,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            broker: true,
+            broker_storage: PathBuf::from("data/broker.db"),
+            schema_registry: true,
+            schema_registry_storage: PathBuf::from("data/schema-registry.json"),
+            dev_api_key_file: PathBuf::from("data/dev-api-key"),
+        }
+    }
+}
+
+/// Everything `receipts up` reads: the shared sections every service also reads, plus `embedded`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlatformConfig {
+    pub embedded: EmbeddedConfig,
+    pub gateway: HttpConfig,
+    pub kafka: KafkaConfig,
+    pub schema_registry: SchemaRegistryConfig,
+    pub store: SqliteConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+impl Default for PlatformConfig {
+    fn default() -> Self {
+        Self {
+            embedded: EmbeddedConfig::default(),
+            gateway: HttpConfig::default(),
+            kafka: KafkaConfig::default(),
+            schema_registry: SchemaRegistryConfig::default(),
+            store: SqliteConfig::default(),
+            telemetry: TelemetryConfig {
+                log_format: LogFormat::Pretty,
+                ..TelemetryConfig::default()
+            },
+        }
+    }
+}
+
+impl PlatformConfig {
+    /// Moves every file the platform keeps under `dir`.
+    pub fn with_data_dir(mut self, dir: &Path) -> Self {
+        self.embedded.broker_storage = dir.join("broker.db");
+        self.embedded.schema_registry_storage = dir.join("schema-registry.json");
+        self.embedded.dev_api_key_file = dir.join("dev-api-key");
+        self.store.path = dir.join("receipts.db");
+        self
+    }
+
+    pub fn validator(&self) -> validator::ValidatorConfig {
+        validator::ValidatorConfig {
+            kafka: self.kafka.clone(),
+            schema_registry: self.schema_registry.clone(),
+            telemetry: self.telemetry.clone(),
+        }
+    }
+
+    pub fn projector(&self) -> status_projector::ProjectorConfig {
+        status_projector::ProjectorConfig {
+            kafka: self.kafka.clone(),
+            schema_registry: self.schema_registry.clone(),
+            store: self.store.clone(),
+            telemetry: self.telemetry.clone(),
+        }
+    }
+
+    pub fn gateway(&self) -> ingest_gateway::GatewayConfig {
+        ingest_gateway::GatewayConfig {
+            gateway: self.gateway.clone(),
+            kafka: self.kafka.clone(),
+            schema_registry: self.schema_registry.clone(),
+            store: self.store.clone(),
+            telemetry: self.telemetry.clone(),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The whole platform in one process: the embedded default behind `receipts up`. Every service
+//! runs as its own task and talks to Kafka through rdkafka exactly as in production; only the
+//! broker (tansu) and the schema registry are embedded, and the store is a local SQLite file.
+#![forbid(unsafe_code)]
+
+pub mod clients;
+mod config;
+mod platform;
+
+pub use config::{EmbeddedConfig, PlatformConfig};
+pub use platform::{Platform, PlatformError};

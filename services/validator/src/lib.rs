@@ -1,0 +1,178 @@
+//! validator: consumes `receipts.submitted`, checks each document against its receipt type's
+//! rules and produces `receipts.validated` (with the normalized receipt) or `receipts.rejected`
+//! (with every reason).
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use receipts_avro::{EventCodec, SchemaRegistryConfig};
+use receipts_domain::{
+    EventKind, EventMeta, Reason, ReceiptEvent, ReceiptType, Rejected, Submitted, Validated,
+};
+use receipts_kafka::{
+    ConsumerSpec, EventHandler, EventProducer, HandlerError, KafkaConfig, MessageContext,
+    TopicNames, TopicSpec, ensure_topics, run_consumer,
+};
+use receipts_runtime::TelemetryConfig;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// Service name: consumer group, client id, dead-letter topic prefix.
+pub const SERVICE: &str = "validator";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidatorConfig {
+    pub kafka: KafkaConfig,
+    pub schema_registry: SchemaRegistryConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Kafka(#[from] receipts_kafka::Error),
+    #[error(transparent)]
+    Codec(#[from] receipts_avro::Error),
+}
+
+/// Runs the validator until `shutdown` is cancelled.
+pub async fn run(config: ValidatorConfig, shutdown: CancellationToken) -> Result<(), Error> {
+    let topics = TopicNames::new(&config.kafka);
+    let specs: Vec<TopicSpec> = EventKind::ALL
+        .iter()
+        .map(|&k| TopicSpec::new(&config.kafka, topics.event(k)))
+        .collect();
+    ensure_topics(&config.kafka, &specs).await?;
+    let codec = Arc::new(EventCodec::new(&config.schema_registry)?);
+    let producer = EventProducer::new(&config.kafka, SERVICE, codec)?;
+    producer
+        .register_schemas(&[EventKind::Validated, EventKind::Rejected])
+        .await?;
+    let spec = ConsumerSpec::new(SERVICE, vec![topics.event(EventKind::Submitted)]);
+    let handler = Arc::new(Validator {
+        producer: producer.clone(),
+    });
+    run_consumer(config.kafka, spec, producer, handler, shutdown).await?;
+    Ok(())
+}
+
+struct Validator {
+    producer: EventProducer,
+}
+
+impl EventHandler for Validator {
+    async fn handle(
+        &self,
+        event: ReceiptEvent,
+        _context: &MessageContext,
+    ) -> Result<(), HandlerError> {
+        let ReceiptEvent::Submitted(submitted) = event else {
+            return Ok(());
+        };
+        let outcome = outcome(&submitted);
+        match &outcome {
+            ReceiptEvent::Validated(_) => {
+                tracing::info!(receipt_id = %submitted.meta.receipt_id, "receipt valid")
+            }
+            ReceiptEvent::Rejected(r) => tracing::info!(
+                receipt_id = %submitted.meta.receipt_id,
+                reasons = r.reasons.len(),
+                first_code = r.reasons.first().map(|r| r.code.as_str()).unwrap_or_default(),
+                "receipt rejected"
+            ),
+            ReceiptEvent::Submitted(_) => {}
+        }
+        self.producer
+            .publish(&outcome)
+            .await
+            .map_err(|e| HandlerError::Transient(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// The validation outcome event for a submission. Pure and deterministic: the submission's own
+/// time is the reference for date checks, and the event id derives from the submission's, so
+/// validating the same submission twice yields the very same event.
+pub fn outcome(submitted: &Submitted) -> ReceiptEvent {
+    let result = ReceiptType::lookup(&submitted.receipt_type)
+        .map_err(|e| vec![Reason::new("", "unknown-receipt-type", e.to_string())])
+        .and_then(|t| {
+            receipts_validation::validate(&t, &submitted.document, submitted.meta.occurred_at)
+        });
+    let receipt_type = submitted.receipt_type.clone();
+    match result {
+        Ok(receipt) => Validated {
+            meta: EventMeta::derived(&submitted.meta, "validated"),
+            receipt_type,
+            receipt,
+        }
+        .into(),
+        Err(reasons) => Rejected {
+            meta: EventMeta::derived(&submitted.meta, "rejected"),
+            receipt_type,
+            reasons,
+        }
+        .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use receipts_domain::{IdempotencyKey, ReceiptId, TenantId};
+
+    use super::*;
+
+    fn submission(receipt_type: &str, document: Vec<u8>) -> Submitted {
+        Submitted {
+            meta: EventMeta::new(ReceiptId::new(), TenantId::parse("dev").expect("tenant")),
+            receipt_type: receipt_type.into(),
+            content_type: "application/json".into(),
+            document,
+            idempotency_key: IdempotencyKey::parse("k").expect("key"),
+            callback_url: None,
+        }
+    }
+
+    #[test]
+    fn valid_and_invalid_documents() {
+        let json = ReceiptType::lookup("retail-receipt/v1").expect("type");
+        let good = submission(
+            "retail-receipt/v1",
+            receipts_validation::sample::generate(&json, true, 1),
+        );
+        let ReceiptEvent::Validated(v) = outcome(&good) else {
+            panic!("expected validated")
+        };
+        assert_eq!(v.meta.receipt_id, good.meta.receipt_id);
+        assert_eq!(v.meta.tenant_id, good.meta.tenant_id);
+
+        let bad = submission(
+            "retail-receipt/v1",
+            receipts_validation::sample::generate(&json, false, 1),
+        );
+        let ReceiptEvent::Rejected(r) = outcome(&bad) else {
+            panic!("expected rejected")
+        };
+        assert!(r.reasons.len() >= 2);
+        assert!(r.reasons.iter().all(|reason| !reason.code.is_empty()));
+    }
+
+    #[test]
+    fn the_same_submission_gives_the_same_event() {
+        let json = ReceiptType::lookup("retail-receipt/v1").expect("type");
+        let s = submission(
+            "retail-receipt/v1",
+            receipts_validation::sample::generate(&json, true, 7),
+        );
+        assert_eq!(outcome(&s).meta().event_id, outcome(&s).meta().event_id);
+    }
+
+    #[test]
+    fn unknown_receipt_types_are_rejected_with_a_reason() {
+        let ReceiptEvent::Rejected(r) = outcome(&submission("nope/v1", b"{}".to_vec())) else {
+            panic!("expected rejected")
+        };
+        assert_eq!(r.reasons[0].code, "unknown-receipt-type");
+    }
+}
