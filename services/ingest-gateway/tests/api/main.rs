@@ -1,0 +1,8 @@
+//! The HTTP API against a real broker (tansu), the embedded Schema Registry and a real SQLite file.
+
+mod helpers;
+mod idempotency;
+mod input;
+mod receipts;
+mod security;
+mod wire;
