@@ -1,0 +1,169 @@
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use receipts_store::{ClientStore, SqliteConfig, SqliteStore, api_key};
+use receipts_testkit::{eventually, free_addr};
+
+use crate::helpers::*;
+
+fn receipts(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_receipts"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run receipts")
+}
+
+fn line<'a>(stdout: &'a str, label: &str) -> &'a str {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {label:?} line in {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_create_list_revoke() {
+    let dir = tempfile::tempdir().expect("dir");
+    let created = receipts(
+        dir.path(),
+        &["clients", "create", "--tenant", "acme", "--scope", "read"],
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&created.stdout).into_owned();
+    let key = line(&stdout, "key").to_owned();
+    let id = line(&stdout, "client").to_owned();
+    assert!(key.starts_with("rk_"));
+    assert_eq!(line(&stdout, "scope"), "read");
+
+    // Stored hashed, never in clear.
+    let db = std::fs::read(dir.path().join("receipts.db")).expect("db");
+    assert!(
+        !db.windows(key.len()).any(|w| w == key.as_bytes()),
+        "the key is not stored in clear"
+    );
+    let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("receipts.db")))
+        .await
+        .expect("store");
+    let client = store
+        .client_by_key_hash(&api_key::hash_key(&key))
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(client.tenant_id.as_str(), "acme");
+    drop(store);
+
+    let listed = receipts(dir.path(), &["clients", "list", "--tenant", "acme"]);
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listing.contains(&id) && listing.contains("active"),
+        "{listing}"
+    );
+    assert!(!listing.contains(&key), "listings never show keys");
+
+    let revoked = receipts(dir.path(), &["clients", "revoke", &id]);
+    assert!(revoked.status.success());
+    let listing =
+        String::from_utf8_lossy(&receipts(dir.path(), &["clients", "list"]).stdout).into_owned();
+    assert!(listing.contains("revoked"), "{listing}");
+    assert!(
+        !receipts(dir.path(), &["clients", "revoke", &id])
+            .status
+            .success(),
+        "revoking twice fails"
+    );
+
+    let bad = receipts(
+        dir.path(),
+        &[
+            "clients",
+            "create",
+            "--tenant",
+            "Not A Tenant",
+            "--scope",
+            "read",
+        ],
+    );
+    assert!(!bad.status.success());
+}
+
+/// `receipts up` as people run it: starts everything, serves, and stops cleanly on Ctrl-C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_up_runs_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (kafka, registry, gateway) = (free_addr(), free_addr(), free_addr());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_receipts"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("up")
+        .env("RECEIPTS_KAFKA__BOOTSTRAP_SERVERS", kafka.to_string())
+        .env("RECEIPTS_SCHEMA_REGISTRY__URL", url(registry).as_str())
+        .env("RECEIPTS_GATEWAY__LISTEN", gateway.to_string())
+        .env("RECEIPTS_GATEWAY__PUBLIC_URL", url(gateway).as_str())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start receipts up");
+    let http = http_client();
+    let base = format!("http://{gateway}");
+    eventually("the gateway to be ready", WAIT, || async {
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .ok()?
+            .status()
+            .is_success()
+            .then_some(())
+    })
+    .await;
+    let key = std::fs::read_to_string(dir.path().join("dev-api-key"))
+        .expect("dev key file")
+        .trim()
+        .to_owned();
+    let example = &manifest()[0];
+    let body = std::fs::read(examples_dir().join(&example.file)).expect("example");
+    let id = submit(
+        &http,
+        &base,
+        &key,
+        &example.content_type,
+        &example.receipt_type,
+        "up-1",
+        body,
+    )
+    .await;
+    wait_for_status(&http, &base, &key, &id, &[&example.expect]).await;
+
+    let pid = child.id().expect("pid").to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("exits")
+        .expect("wait");
+    assert!(status.success(), "clean exit on Ctrl-C: {status}");
+    let mut stdout = String::new();
+    use tokio::io::AsyncReadExt;
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .await
+        .expect("read");
+    assert!(
+        stdout.contains("receipts is up") && stdout.contains(&key),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,7 @@
+//! The whole platform: the example receipts end to end, the embedded default's durability, the
+//! `receipts` command line.
+
+mod cli;
+mod embedded;
+mod examples;
+mod helpers;
