@@ -69,17 +69,7 @@ impl EmbeddedBroker {
         let storage = storage_url(&config.storage, &std::env::current_dir()?)?;
         let listener = Url::parse(&format!("tcp://{}", config.listen))
             .map_err(|e| Error::Tansu(e.to_string()))?;
-        let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
-            .node_id(1)
-            .cluster_id(config.cluster_id.clone())
-            .incarnation_id(uuid::Uuid::now_v7())
-            .advertised_listener(listener.clone())
-            .storage(storage)
-            .listener(listener)
-            .silent(true)
-            .build()
-            .await
-            .map_err(|e| Error::Tansu(e.to_string()))?;
+        let mut broker = build_with_retry(config, storage, listener).await?;
         let addr = config.listen;
         let task = tokio::spawn(async move {
             if let Err(error) = broker.serve(tokio::time::Instant::now()).await {
@@ -129,6 +119,43 @@ impl EmbeddedBroker {
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+type TansuBroker = Broker<Controller<StorageContainer>, StorageContainer>;
+
+/// Builds the broker, waiting for a previous broker on the same file (stopped in this process a
+/// moment ago: its storage tasks wind down asynchronously) to release the database.
+async fn build_with_retry(
+    config: &BrokerConfig,
+    storage: Url,
+    listener: Url,
+) -> Result<TansuBroker> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let built = TansuBroker::builder()
+            .node_id(1)
+            .cluster_id(config.cluster_id.clone())
+            .incarnation_id(uuid::Uuid::now_v7())
+            .advertised_listener(listener.clone())
+            .storage(storage.clone())
+            .listener(listener.clone())
+            .silent(true)
+            .build()
+            .await;
+        match built {
+            Ok(broker) => return Ok(broker),
+            Err(error) => {
+                let message = error.to_string();
+                if !message.contains("database is locked")
+                    || tokio::time::Instant::now() >= deadline
+                {
+                    return Err(Error::Tansu(message));
+                }
+                tracing::debug!(%message, "broker storage busy; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 

@@ -1,5 +1,15 @@
 use crate::helpers::*;
 
+/// (content type, receipt type, idempotency key, body, expected status, expected problem slug)
+type BadRequest<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    Vec<u8>,
+    u16,
+    &'a str,
+);
+
 /// Bad input: a precise 4xx with a problem document, and nothing produced or reserved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_precise_4xx_and_changes_nothing() {
@@ -26,8 +36,7 @@ async fn bad_input_gets_a_precise_4xx_and_changes_nothing() {
     invalid_utf8.extend_from_slice(&[0xff, 0xfe, 0xfd]);
     invalid_utf8.extend_from_slice(b"\"}");
 
-    // (content type, receipt type, idempotency key, body, status, problem slug)
-    let cases: Vec<(Option<&str>, Option<&str>, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<BadRequest> = vec![
         (
             Some(json),
             Some(JSON_TYPE),
