@@ -92,6 +92,27 @@ mod tests {
         assert!(!is_valid("garbage"));
     }
 
+    #[test]
+    fn with_an_otel_layer_the_span_is_a_child_of_the_inbound_trace() {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let partner = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let outgoing = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("handler");
+            set_parent(&span, Some(partner));
+            let _entered = span.enter();
+            outgoing_traceparent()
+        });
+        assert!(is_valid(&outgoing), "{outgoing}");
+        let parts: Vec<&str> = outgoing.split('-').collect();
+        assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "same trace");
+        assert_ne!(parts[2], "00f067aa0ba902b7", "a new span of ours");
+    }
+
     #[tokio::test]
     async fn inbound_context_is_continued_without_an_otel_layer() {
         let inbound = fresh_traceparent();

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use receipts_kafka::EventProducer;
 use receipts_store::{ClientStore, StatusStore};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -41,8 +41,21 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal.into_response()
         }))
+        .layer(middleware::from_fn(continue_partner_trace))
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
         .with_state(state)
+}
+
+/// Makes the partner's `traceparent` the inbound context of the request, so events produced while
+/// handling it continue the partner's trace even where no OpenTelemetry layer is installed.
+async fn continue_partner_trace(request: Request, next: middleware::Next) -> Response {
+    let traceparent = request
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| receipts_kafka::trace::is_valid(v))
+        .map(str::to_owned);
+    receipts_kafka::trace::with_inbound(traceparent, next.run(request)).await
 }
 
 fn make_span(request: &Request) -> tracing::Span {

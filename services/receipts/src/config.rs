@@ -98,3 +98,19 @@ impl PlatformConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The documented example configuration lists every default, so it cannot drift from the code.
+    #[test]
+    fn the_example_file_matches_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../receipts.example.toml");
+        let loaded: PlatformConfig =
+            receipts_runtime::load_config(Some(&example)).expect("example parses");
+        assert_eq!(loaded, PlatformConfig::default());
+    }
+}

@@ -34,7 +34,7 @@ pub struct RunningPlatform {
     pub http: reqwest::Client,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), receipts::PlatformError>>,
-    _env: TestEnv,
+    pub env: TestEnv,
 }
 
 impl RunningPlatform {
@@ -60,7 +60,7 @@ impl RunningPlatform {
             http: http_client(),
             stop,
             task,
-            _env: env,
+            env,
         }
     }
 

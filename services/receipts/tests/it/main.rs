@@ -5,3 +5,4 @@ mod cli;
 mod embedded;
 mod examples;
 mod helpers;
+mod tracing_context;
