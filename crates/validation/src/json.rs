@@ -405,13 +405,7 @@ impl Extractor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn codes_at(reasons: &[Reason]) -> Vec<(&str, &str)> {
-        reasons
-            .iter()
-            .map(|r| (r.path.as_str(), r.code.as_str()))
-            .collect()
-    }
+    use crate::reasons::codes_at;
 
     const MINIMAL: &str = r#"{
         "receipt_number": "1", "issued_at": "2026-11-20T14:03:00+01:00",

@@ -62,6 +62,15 @@ pub(crate) mod code {
     ];
 }
 
+/// (path, code) of each reason, for assertions.
+#[cfg(test)]
+pub(crate) fn codes_at(reasons: &[Reason]) -> Vec<(&str, &str)> {
+    reasons
+        .iter()
+        .map(|r| (r.path.as_str(), r.code.as_str()))
+        .collect()
+}
+
 /// At most this many reasons are returned (the last one saying how many were left out), so a
 /// hostile document cannot turn into a multi-megabyte rejection event.
 pub(crate) const MAX_REASONS: usize = 500;

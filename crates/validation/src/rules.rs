@@ -438,20 +438,7 @@ impl Checker {
                 ),
             }
         }
-        if let (Some(field), Some(net), Some(vat), Some(gross)) =
-            (&draft.gross_amount, net, vat, gross)
-        {
-            match net.checked_add(vat) {
-                Some(sum) => self.expect_equal(
-                    field,
-                    gross,
-                    show(sum, minor),
-                    code::GROSS_AMOUNT_MISMATCH,
-                    "net + VAT",
-                ),
-                None => self.fail(&field.path, code::OUT_OF_RANGE, "net + VAT is too large"),
-            }
-        }
+        self.check_gross(draft.gross_amount.as_ref(), net, vat, gross, minor);
 
         let amounts = net.zip(vat).zip(gross).map(|((n, v), g)| [n, v, g]);
         let line = (|| {
@@ -468,6 +455,30 @@ impl Checker {
             })
         })();
         (line, amounts)
+    }
+
+    /// gross == net + VAT, for a line or for the totals.
+    fn check_gross(
+        &mut self,
+        field: Option<&Field>,
+        net: Option<Decimal>,
+        vat: Option<Decimal>,
+        gross: Option<Decimal>,
+        minor: Option<u32>,
+    ) {
+        let (Some(field), Some(net), Some(vat), Some(gross)) = (field, net, vat, gross) else {
+            return;
+        };
+        match net.checked_add(vat) {
+            Some(sum) => self.expect_equal(
+                field,
+                gross,
+                show(sum, minor),
+                code::GROSS_AMOUNT_MISMATCH,
+                "net + VAT",
+            ),
+            None => self.fail(&field.path, code::OUT_OF_RANGE, "net + VAT is too large"),
+        }
     }
 
     fn expect_equal(
@@ -517,20 +528,7 @@ impl Checker {
                 }
             }
         }
-        if let (Some(field), Some(net), Some(vat), Some(gross)) =
-            (&draft.gross_amount, net, vat, gross)
-        {
-            match net.checked_add(vat) {
-                Some(sum) => self.expect_equal(
-                    field,
-                    gross,
-                    show(sum, minor),
-                    code::GROSS_AMOUNT_MISMATCH,
-                    "net + VAT",
-                ),
-                None => self.fail(&field.path, code::OUT_OF_RANGE, "net + VAT is too large"),
-            }
-        }
+        self.check_gross(draft.gross_amount.as_ref(), net, vat, gross, minor);
         Some(Totals {
             net_amount: net?,
             vat_amount: vat?,

@@ -345,13 +345,7 @@ impl Extractor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn codes_at(reasons: &[Reason]) -> Vec<(&str, &str)> {
-        reasons
-            .iter()
-            .map(|r| (r.path.as_str(), r.code.as_str()))
-            .collect()
-    }
+    use crate::reasons::codes_at;
 
     const MINIMAL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <r:Receipt xmlns:r="urn:receipts:retail-receipt:v1"

@@ -273,17 +273,8 @@ pub struct ReceiptView {
     pub reasons: Vec<Reason>,
     /// The normalized receipt, once validated.
     pub receipt: Option<NormalizedReceipt>,
-    pub timeline: Vec<TimelineView>,
+    pub timeline: Vec<TimelineEntry>,
     pub links: Links,
-}
-
-#[derive(Debug, Serialize)]
-pub struct TimelineView {
-    pub event: String,
-    pub event_id: EventId,
-    pub occurred_at: DateTime<Utc>,
-    pub recorded_at: DateTime<Utc>,
-    pub status: Status,
 }
 
 #[derive(Debug, Serialize)]
@@ -295,25 +286,6 @@ pub struct Links {
 
 impl ReceiptView {
     fn new(record: ReceiptRecord, self_url: String) -> Self {
-        let timeline = record
-            .timeline
-            .into_iter()
-            .map(
-                |TimelineEntry {
-                     event_id,
-                     event,
-                     occurred_at,
-                     recorded_at,
-                     status,
-                 }| TimelineView {
-                    event: event.as_str().to_owned(),
-                    event_id,
-                    occurred_at,
-                    recorded_at,
-                    status,
-                },
-            )
-            .collect();
         Self {
             id: record.id,
             status: record.status,
@@ -324,7 +296,7 @@ impl ReceiptView {
             updated_at: record.updated_at,
             reasons: record.reasons,
             receipt: record.receipt,
-            timeline,
+            timeline: record.timeline,
             links: Links {
                 document: format!("{self_url}/document"),
                 this: self_url,
