@@ -1,5 +1,6 @@
 //! The router and what every handler shares.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,34 @@ pub struct AppState {
     pub store: Arc<dyn StatusStore>,
     pub clients: Arc<dyn ClientStore>,
     pub producer: EventProducer,
-    pub http: Arc<HttpConfig>,
+    /// Base of status URLs, without a trailing slash.
+    pub public_url: Arc<str>,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+impl AppState {
+    /// State for a gateway configured by `http` and listening on `local_addr`.
+    pub fn new(
+        store: Arc<dyn StatusStore>,
+        clients: Arc<dyn ClientStore>,
+        producer: EventProducer,
+        http: &HttpConfig,
+        local_addr: SocketAddr,
+    ) -> Self {
+        let public_url = match &http.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{local_addr}"),
+        };
+        Self {
+            store,
+            clients,
+            producer,
+            public_url: public_url.into(),
+            max_body_bytes: http.max_body_bytes,
+            request_timeout: http.request_timeout,
+        }
+    }
 }
 
 /// The whole HTTP API.
@@ -41,9 +69,23 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal.into_response()
         }))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn(continue_partner_trace))
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
         .with_state(state)
+}
+
+/// Bounds every request by `request_timeout` (a stalled upload holds no connection forever).
+/// Cutting a submission short is safe: the client retries with the same Idempotency-Key.
+async fn time_limit(
+    State(state): State<AppState>,
+    request: Request,
+    next: middleware::Next,
+) -> Response {
+    match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
 }
 
 /// Makes the partner's `traceparent` the inbound context of the request, so events produced while

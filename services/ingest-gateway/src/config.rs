@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use receipts_avro::SchemaRegistryConfig;
 use receipts_kafka::KafkaConfig;
@@ -13,19 +14,23 @@ use url::Url;
 pub struct HttpConfig {
     /// Where the HTTP API listens.
     pub listen: SocketAddr,
-    /// The externally visible base URL, used in `status_url` and `Location`.
-    pub public_url: Url,
+    /// The externally visible base URL, used in `status_url` and `Location`. Unset: the
+    /// address the gateway actually listens on.
+    pub public_url: Option<Url>,
     /// Largest accepted receipt document.
     pub max_body_bytes: usize,
+    /// Longest a request may take end to end (a slow upload gets 408).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            public_url: Url::parse("http://127.0.0.1:8080")
-                .unwrap_or_else(|_| unreachable!("literal URL parses")),
+            public_url: None,
             max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -46,13 +46,15 @@ pub async fn run(
     let codec = Arc::new(EventCodec::new(&config.schema_registry)?);
     let producer = EventProducer::new(&config.kafka, SERVICE, codec)?;
     producer.register_schemas(&[EventKind::Submitted]).await?;
-    let state = AppState {
+    let local_addr = listener.local_addr()?;
+    let state = AppState::new(
         store,
         clients,
-        producer: producer.clone(),
-        http: Arc::new(config.gateway),
-    };
-    tracing::info!(addr = ?listener.local_addr().ok(), "ingest gateway listening");
+        producer.clone(),
+        &config.gateway,
+        local_addr,
+    );
+    tracing::info!(%local_addr, public_url = %state.public_url, "ingest gateway listening");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;

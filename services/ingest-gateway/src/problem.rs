@@ -45,6 +45,8 @@ pub enum ApiError {
     Document(DocumentError),
     #[error("could not read the request body")]
     UnreadableBody,
+    #[error("the request took too long; retry (with the same Idempotency-Key for submissions)")]
+    Timeout,
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyConflict { receipt_id: ReceiptId },
     #[error("the event broker is unavailable; retry with the same Idempotency-Key")]
@@ -135,6 +137,7 @@ impl ApiError {
                 ),
             },
             Self::UnreadableBody => (S::BAD_REQUEST, "unreadable-body", "Unreadable request body"),
+            Self::Timeout => (S::REQUEST_TIMEOUT, "request-timeout", "Request timeout"),
             Self::IdempotencyConflict { .. } => (
                 S::CONFLICT,
                 "idempotency-key-conflict",
@@ -242,6 +245,7 @@ mod tests {
             ApiError::Document(DocumentError::UnsupportedCharset("latin1".into())),
             ApiError::Document(DocumentError::UnsupportedMediaType("text/plain".into())),
             ApiError::UnreadableBody,
+            ApiError::Timeout,
             ApiError::IdempotencyConflict {
                 receipt_id: ReceiptId::new(),
             },

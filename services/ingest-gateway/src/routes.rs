@@ -52,7 +52,7 @@ pub async fn submit(
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.require_write("submitting receipts")?;
-    let submission = parse_submission(&headers, body, state.http.max_body_bytes).await?;
+    let submission = parse_submission(&headers, body, state.max_body_bytes).await?;
     let format = submission.receipt_type.format();
     let fingerprint = RequestFingerprint::of(
         submission.receipt_type.name(),
@@ -243,10 +243,7 @@ async fn read_limited(
 const DRAIN_LIMIT: usize = 1024 * 1024;
 
 fn status_url(state: &AppState, id: ReceiptId) -> String {
-    format!(
-        "{}/v1/receipts/{id}",
-        state.http.public_url.as_str().trim_end_matches('/')
-    )
+    format!("{}/v1/receipts/{id}", state.public_url)
 }
 
 fn store_unavailable(error: receipts_store::Error) -> ApiError {

@@ -53,6 +53,11 @@ pub async fn create_key(store: &SqliteStore, tenant: &str, scope: Scope) -> (Cli
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// A gateway whose HTTP settings `adjust` may change.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut HttpConfig)) -> Self {
         let env = TestEnv::new();
         let store = Arc::new(
             SqliteStore::open(&SqliteConfig::new(env.dir.path().join("receipts.db")))
@@ -67,12 +72,15 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
+        let mut http = HttpConfig {
+            listen: addr,
+            public_url: Some(Url::parse(&base).expect("url")),
+            max_body_bytes: MAX_BODY,
+            ..HttpConfig::default()
+        };
+        adjust(&mut http);
         let config = GatewayConfig {
-            gateway: HttpConfig {
-                listen: addr,
-                public_url: Url::parse(&base).expect("url"),
-                max_body_bytes: MAX_BODY,
-            },
+            gateway: http,
             kafka: env.kafka.clone(),
             schema_registry: env.schema_registry.clone(),
             ..GatewayConfig::default()

@@ -1,3 +1,5 @@
+use futures::StreamExt;
+
 use crate::helpers::*;
 
 /// (content type, receipt type, idempotency key, body, expected status, expected problem slug)
@@ -232,4 +234,26 @@ async fn unknown_routes_and_methods_are_problems_too() {
         "receipt-not-found",
     )
     .await;
+}
+
+/// A client that stops sending mid-body does not hold the request forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_times_out_with_408() {
+    let app =
+        TestApp::spawn_with(|http| http.request_timeout = std::time::Duration::from_millis(500))
+            .await;
+    let stalled =
+        futures::stream::once(async { Ok::<_, std::io::Error>(b"{\"receipt_number\": ".to_vec()) })
+            .chain(futures::stream::pending());
+    let response = app
+        .submit(
+            Some(&app.writer),
+            Some("application/json"),
+            Some(JSON_TYPE),
+            Some("stalled-1"),
+            reqwest::Body::wrap_stream(stalled),
+        )
+        .await;
+    assert_problem(response, 408, "request-timeout").await;
+    assert_eq!(app.submitted_count(), 0);
 }

@@ -91,16 +91,17 @@ async fn broker_outage_is_a_retryable_503() {
     };
     let codec = Arc::new(EventCodec::new(&app.env.schema_registry).expect("codec"));
     let producer = EventProducer::new(&dead, "test", codec).expect("producer");
-    let state = ingest_gateway::AppState {
-        store: app.store.clone(),
-        clients: app.store.clone(),
-        producer,
-        http: Arc::new(ingest_gateway::HttpConfig::default()),
-    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let state = ingest_gateway::AppState::new(
+        app.store.clone(),
+        app.store.clone(),
+        producer,
+        &ingest_gateway::HttpConfig::default(),
+        addr,
+    );
     tokio::spawn(async move { axum::serve(listener, ingest_gateway::router(state)).await });
 
     let body = sample(JSON_TYPE, 32);

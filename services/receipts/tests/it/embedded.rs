@@ -10,13 +10,14 @@ fn embedded_config(
     dir: &std::path::Path,
     kafka: std::net::SocketAddr,
     registry: std::net::SocketAddr,
+    gateway: std::net::SocketAddr,
 ) -> PlatformConfig {
     let mut config = PlatformConfig::default().with_data_dir(dir);
     config.kafka.bootstrap_servers = kafka.to_string();
     config.kafka.partitions = 3;
     config.kafka.session_timeout = Duration::from_secs(6);
     config.schema_registry.url = url(registry);
-    config.gateway.listen = "127.0.0.1:0".parse().expect("addr");
+    config.gateway.listen = gateway;
     config
 }
 
@@ -25,10 +26,10 @@ fn embedded_config(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_default_survives_a_restart() {
     let dir = tempfile::tempdir().expect("dir");
-    let (kafka, registry) = (free_addr(), free_addr());
+    let (kafka, registry, gateway) = (free_addr(), free_addr(), free_addr());
     let http = http_client();
 
-    let platform = Platform::start(embedded_config(dir.path(), kafka, registry))
+    let platform = Platform::start(embedded_config(dir.path(), kafka, registry, gateway))
         .await
         .expect("first start");
     let key = platform
@@ -64,7 +65,7 @@ async fn the_embedded_default_survives_a_restart() {
     stop.cancel();
     running.await.expect("join").expect("clean stop");
 
-    let platform = Platform::start(embedded_config(dir.path(), kafka, registry))
+    let platform = Platform::start(embedded_config(dir.path(), kafka, registry, gateway))
         .await
         .expect("second start");
     assert!(platform.new_dev_key.is_none(), "the dev key is kept");
