@@ -7,7 +7,7 @@ pub mod config;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use cli::ServiceArgs;
+pub use cli::{ServiceArgs, exit_code};
 pub use config::{ConfigError, load_config};
 pub use shutdown::shutdown_on_signal;
 pub use telemetry::{LogFormat, Telemetry, TelemetryConfig, TelemetryError};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use receipts::clients;
 use receipts::{Platform, PlatformConfig};
-use receipts_domain::TenantId;
+use receipts_domain::{ReceiptType, TenantId};
 use receipts_runtime::{load_config, shutdown_on_signal, telemetry};
 use receipts_store::{ClientId, ClientStore, Scope, SqliteStore};
 
@@ -33,6 +33,18 @@ enum Command {
     /// Manage API clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// Print one fresh receipt document of a built-in type to stdout.
+    Sample {
+        /// The receipt type, e.g. retail-receipt/v1 or retail-receipt-xml/v1.
+        #[arg(long = "type")]
+        receipt_type: String,
+        /// Make it invalid (at least two distinct errors).
+        #[arg(long)]
+        invalid: bool,
+        /// Reproduce a particular document (default: a random one).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,8 +68,11 @@ enum ClientsCommand {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    receipts_runtime::exit_code(run(Cli::parse()).await)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config: PlatformConfig = load_config(cli.config.as_deref())?;
     if let Some(dir) = &cli.data_dir {
         config = config.with_data_dir(dir);
@@ -65,6 +80,11 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up => up(config).await,
         Command::Clients(command) => clients_command(config, command).await,
+        Command::Sample {
+            receipt_type,
+            invalid,
+            seed,
+        } => sample(&receipt_type, invalid, seed),
     }
 }
 
@@ -94,6 +114,17 @@ async fn up(config: PlatformConfig) -> anyhow::Result<()> {
     let result = platform.run_until(shutdown_on_signal()).await;
     telemetry.shutdown();
     Ok(result?)
+}
+
+fn sample(receipt_type: &str, invalid: bool, seed: Option<u64>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let receipt_type = ReceiptType::lookup(receipt_type)?;
+    let seed = seed.unwrap_or_else(rand::random);
+    let document = receipts_validation::sample::generate(&receipt_type, !invalid, seed);
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&document)?;
+    stdout.write_all(b"\n")?;
+    Ok(())
 }
 
 async fn clients_command(config: PlatformConfig, command: ClientsCommand) -> anyhow::Result<()> {

@@ -6,7 +6,11 @@ use receipts_store::SqliteStore;
 use status_projector::{ProjectorConfig, SERVICE};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    receipts_runtime::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
     let config: ProjectorConfig = load_config(args.config.as_deref())?;
     let telemetry = telemetry::init(SERVICE, &config.telemetry)?;

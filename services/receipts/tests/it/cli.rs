@@ -167,3 +167,30 @@ async fn receipts_up_runs_and_stops_on_ctrl_c() {
         "{stdout}"
     );
 }
+
+/// `receipts sample` prints fresh, distinct documents that validate (or, with --invalid, do not).
+#[test]
+fn sample_prints_distinct_documents_of_each_type() {
+    let dir = tempfile::tempdir().expect("dir");
+    for receipt_type in ["retail-receipt/v1", "retail-receipt-xml/v1"] {
+        let parsed = receipts_domain::ReceiptType::lookup(receipt_type).expect("type");
+        let now = chrono::Utc::now();
+        let first = receipts(dir.path(), &["sample", "--type", receipt_type]);
+        let second = receipts(dir.path(), &["sample", "--type", receipt_type]);
+        assert!(first.status.success() && second.status.success());
+        assert_ne!(
+            first.stdout, second.stdout,
+            "each call prints a fresh document"
+        );
+        for output in [&first, &second] {
+            assert!(receipts_validation::validate(&parsed, &output.stdout, now).is_ok());
+        }
+        let invalid = receipts(dir.path(), &["sample", "--type", receipt_type, "--invalid"]);
+        let reasons =
+            receipts_validation::validate(&parsed, &invalid.stdout, now).expect_err("invalid");
+        assert!(reasons.len() >= 2);
+    }
+    let unknown = receipts(dir.path(), &["sample", "--type", "nope/v1"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown receipt type"));
+}
