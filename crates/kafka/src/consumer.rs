@@ -1,10 +1,11 @@
 //! The one consumer loop every service uses.
 //!
-//! - librdkafka is polled on a dedicated thread; each assigned partition gets a worker task that
-//!   handles its messages in order, so partitions progress independently.
-//! - Offsets: auto-commit is on, auto offset *store* is off. A message's offset is stored only
-//!   after its handler returned `Ok` (its side effects and produces acknowledged) or after it was
-//!   dead-lettered (that produce acknowledged), so a crash at any point means redelivery, never loss.
+//! - librdkafka is polled on a dedicated thread; each assigned partition gets a worker task, so
+//!   partitions progress independently. A worker handles up to `max_in_flight` messages at once,
+//!   but those with the same key (one receipt) strictly one after another, in offset order.
+//! - Offsets: auto-commit is on, auto offset *store* is off. An offset is stored only once every
+//!   message up to it was handled (`Ok`: side effects and produces acknowledged) or dead-lettered
+//!   (that produce acknowledged), so a crash at any point means redelivery, never loss.
 //! - Transient failures are retried in place with capped exponential backoff: the partition
 //!   waits, others go on. Poison (undecodable or refused by the handler) goes to
 //!   `<service>.<topic>.dlt` with headers saying where it came from and why.
@@ -17,6 +18,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc as std_mpsc};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
@@ -29,6 +32,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::window::Window;
 use crate::{Error, EventProducer, KafkaConfig, Result, TopicSpec, ensure_topics, headers, trace};
 
 /// What a consumer reads and who it is.
@@ -39,6 +43,9 @@ pub struct ConsumerSpec {
     pub topics: Vec<String>,
     /// Messages buffered per partition before the partition is paused.
     pub queue_depth: usize,
+    /// Messages of one partition handled at once; those with the same key (one receipt) still
+    /// strictly in order.
+    pub max_in_flight: usize,
 }
 
 impl ConsumerSpec {
@@ -47,6 +54,7 @@ impl ConsumerSpec {
             service: service.into(),
             topics,
             queue_depth: 256,
+            max_in_flight: 32,
         }
     }
 }
@@ -107,6 +115,7 @@ pub async fn run_consumer<H: EventHandler>(
         done_rx: Mutex::new(done_rx),
         drain_timeout: config.drain_timeout,
         queue_depth: spec.queue_depth.max(1),
+        max_in_flight: spec.max_in_flight.max(1),
         env: Arc::new(WorkerEnv {
             handler,
             producer,
@@ -172,6 +181,7 @@ struct Shared<H> {
     done_rx: Mutex<std_mpsc::Receiver<(Partition, i64)>>,
     drain_timeout: Duration,
     queue_depth: usize,
+    max_in_flight: usize,
     env: Arc<WorkerEnv<H>>,
 }
 
@@ -192,6 +202,7 @@ impl<H: EventHandler> Shared<H> {
             rx,
             cancel.clone(),
             self.done_tx.clone(),
+            self.max_in_flight,
         ));
         Worker { tx, cancel, task }
     }
@@ -403,22 +414,44 @@ async fn run_worker<H: EventHandler>(
     mut rx: mpsc::Receiver<OwnedMessage>,
     cancel: CancellationToken,
     done: std_mpsc::Sender<(Partition, i64)>,
+    max_in_flight: usize,
 ) {
-    loop {
-        let message = tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            message = rx.recv() => match message {
-                Some(message) => message,
-                None => break,
-            },
-        };
-        let offset = message.offset();
-        if !process(&env, message, &cancel).await {
-            break;
+    let mut window = Window::default();
+    let mut running = FuturesUnordered::new();
+    let start = |message: OwnedMessage| {
+        let (env, cancel) = (&env, &cancel);
+        async move {
+            let (offset, key) = (message.offset(), message.key().map(<[u8]>::to_vec));
+            (offset, key, process(env, message, cancel).await)
         }
-        if done.send((partition.clone(), offset)).is_err() {
-            break;
+    };
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled(), if running.is_empty() => break,
+            Some((offset, key, finished)) = running.next() => {
+                let (offset, key, finished): (i64, Option<Vec<u8>>, bool) = (offset, key, finished);
+                if !finished {
+                    // Cancelled mid-retry: let the other running messages finish, start nothing.
+                    continue;
+                }
+                let (next, done_up_to) = window.finish(offset, key.as_deref());
+                if let Some(next) = next.filter(|_| !cancel.is_cancelled()) {
+                    running.push(start(next));
+                }
+                if let Some(offset) = done_up_to
+                    && done.send((partition.clone(), offset)).is_err()
+                {
+                    break;
+                }
+            }
+            message = rx.recv(), if window.len() < max_in_flight && !cancel.is_cancelled() => {
+                let Some(message) = message else { break };
+                let (offset, key) = (message.offset(), message.key().map(<[u8]>::to_vec));
+                if let Some(message) = window.admit(offset, key.as_deref(), message) {
+                    running.push(start(message));
+                }
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod headers;
 mod producer;
 pub mod topics;
 pub mod trace;
+mod window;
 
 pub use config::KafkaConfig;
 pub use consumer::{ConsumerSpec, EventHandler, HandlerError, MessageContext, run_consumer};

@@ -38,6 +38,10 @@ struct Recorder {
     calls: Mutex<HashMap<String, usize>>,
     fail_first: usize,
     delay: Duration,
+    /// Adds up to this much random delay per event.
+    jitter_ms: u64,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
 }
 
 impl EventHandler for Recorder {
@@ -46,9 +50,18 @@ impl EventHandler for Recorder {
         event: ReceiptEvent,
         context: &MessageContext,
     ) -> Result<(), HandlerError> {
-        if !self.delay.is_zero() {
-            tokio::time::sleep(self.delay).await;
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        let jitter = if self.jitter_ms > 0 {
+            rand_ms(self.jitter_ms)
+        } else {
+            0
+        };
+        let pause = self.delay + Duration::from_millis(jitter);
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
+        self.running.fetch_sub(1, Ordering::SeqCst);
         let id = event.meta().event_id.to_string();
         let calls = {
             let mut calls = self.calls.lock().expect("lock");
@@ -72,6 +85,15 @@ impl EventHandler for Recorder {
             .push((event, context.clone()));
         Ok(())
     }
+}
+
+/// A cheap pseudo-random number below `max` (no extra dependency for a test delay).
+fn rand_ms(max: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    u64::from(nanos) % max
 }
 
 impl Recorder {
@@ -362,4 +384,54 @@ async fn a_second_member_takes_partitions_and_nothing_is_lost() {
     .await;
     stop_a.cancel();
     task_a.await.expect("join").expect("consumer ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_run_concurrently_but_each_receipt_in_order() {
+    let env = TestEnv::new();
+    let (producer, topic) = setup(&env).await;
+    let receipts: Vec<ReceiptId> = (0..12).map(|_| ReceiptId::new()).collect();
+    let mut expected: HashMap<ReceiptId, Vec<String>> = HashMap::new();
+    // Interleaved: event n of every receipt, then event n + 1 of every receipt, ...
+    for n in 0..5 {
+        for receipt in &receipts {
+            let mut event = submitted(n);
+            if let ReceiptEvent::Submitted(s) = &mut event {
+                s.meta.receipt_id = *receipt;
+            }
+            producer.publish(&event).await.expect("publish");
+            expected
+                .entry(*receipt)
+                .or_default()
+                .push(event.meta().event_id.to_string());
+        }
+    }
+    let handler = Arc::new(Recorder {
+        jitter_ms: 30,
+        ..Recorder::default()
+    });
+    let (shutdown, task) =
+        spawn_consumer(&env, "svc", &topic, &producer, Arc::clone(&handler), 256);
+    eventually("all 60 handled", WAIT, || async {
+        (handler.seen_ids().len() >= 60).then_some(())
+    })
+    .await;
+    shutdown.cancel();
+    task.await.expect("join").expect("consumer ran");
+
+    let mut seen: HashMap<ReceiptId, Vec<String>> = HashMap::new();
+    for (event, _) in handler.seen.lock().expect("lock").iter() {
+        seen.entry(event.meta().receipt_id)
+            .or_default()
+            .push(event.meta().event_id.to_string());
+    }
+    assert_eq!(
+        seen, expected,
+        "every receipt's events exactly once, in produced order"
+    );
+    assert!(
+        handler.max_running.load(Ordering::SeqCst) > 3,
+        "receipts were handled concurrently (max {})",
+        handler.max_running.load(Ordering::SeqCst)
+    );
 }
