@@ -11,8 +11,11 @@ starts). End-to-end latency is the time from sending the submission to the momen
 event was recorded in the status store (its `recorded_at`), so it needs no polling precision;
 client and server share this machine's clock.
 
-This is a closed-loop burst (each client sends its next request when the previous one is
-answered), good for a first figure; the proper open-loop load tests come later.
+Without --rate it is a closed-loop burst (each client sends its next request when the previous
+one is answered): it finds the throughput, and its end-to-end latency includes queueing once the
+submit rate exceeds what the pipeline sustains. With --rate it paces submissions at a fixed rate
+(as long as the clients keep up), which gives the latency below saturation. The proper open-loop
+load generator comes later.
 """
 
 import argparse
@@ -89,6 +92,8 @@ def main():
     parser.add_argument("--key-file", default="data/dev-api-key")
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=0,
+                        help="receipts per second to send at (0: as fast as the clients go)")
     parser.add_argument("--type", default="retail-receipt/v1")
     parser.add_argument("--invalid-every", type=int, default=0, help="make every n-th receipt invalid")
     parser.add_argument("--receipts-bin", default="target/debug/receipts")
@@ -106,6 +111,11 @@ def main():
     run_id = os.urandom(4).hex()
 
     def submit(i):
+        if args.rate > 0:
+            # Paced: request i is due at start + i / rate (it waits for a free client if late).
+            delay = started + i / args.rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
         headers = {
             "Content-Type": content_type,
             "Receipt-Type": args.type,
@@ -118,7 +128,8 @@ def main():
             raise RuntimeError(f"submission {i}: HTTP {status}: {body[:200]!r}")
         return json.loads(body)["id"], sent, latency
 
-    print(f"submitting {args.count} receipts with {args.concurrency} concurrent clients ...", flush=True)
+    pace = f" at {args.rate:g}/s" if args.rate > 0 else ""
+    print(f"submitting {args.count} receipts{pace} with {args.concurrency} concurrent clients ...", flush=True)
     started = time.time()
     with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
         results = list(pool.map(submit, range(args.count)))
@@ -153,7 +164,7 @@ def main():
     ms = lambda seconds: f"{seconds * 1000:.1f} ms"
     print()
     print(f"receipts            {args.count} ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})")
-    print(f"concurrency         {args.concurrency}")
+    print(f"concurrency         {args.concurrency}{pace}")
     print(f"submit throughput   {args.count / submit_elapsed:.1f} receipts/s (202s in {submit_elapsed:.2f} s)")
     print(f"submit latency      p50 {ms(percentile(latencies, 50))}  p90 {ms(percentile(latencies, 90))}  "
           f"p99 {ms(percentile(latencies, 99))}  max {ms(max(latencies))}")

@@ -24,6 +24,11 @@ pub struct KafkaConfig {
     /// How long in-flight messages may take to finish on shutdown or partition revocation.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
+    /// Longest a consumer's fetch waits for new messages (`fetch.wait.max.ms`). Kafka answers a
+    /// waiting fetch as soon as data arrives, so this costs no latency there; tansu waits it
+    /// out, so there every pipeline hop may add up to this much (and lower costs idle CPU).
+    #[serde(with = "humantime_serde")]
+    pub fetch_wait: Duration,
     /// Raw librdkafka properties, applied last.
     pub librdkafka: BTreeMap<String, String>,
 }
@@ -38,6 +43,7 @@ impl Default for KafkaConfig {
             produce_timeout: Duration::from_secs(10),
             session_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
+            fetch_wait: Duration::from_millis(500),
             librdkafka: BTreeMap::new(),
         }
     }
@@ -87,7 +93,8 @@ impl KafkaConfig {
             .set(
                 "heartbeat.interval.ms",
                 (self.session_timeout.as_millis() / 4).max(100).to_string(),
-            );
+            )
+            .set("fetch.wait.max.ms", self.fetch_wait.as_millis().to_string());
         self.apply_overrides(&mut config);
         config
     }

@@ -165,6 +165,7 @@ impl TestEnv {
             partitions: 3,
             session_timeout: Duration::from_secs(6),
             drain_timeout: Duration::from_secs(10),
+            fetch_wait: Duration::from_millis(100),
             ..KafkaConfig::default()
         };
         let schema_registry = SchemaRegistryConfig {
