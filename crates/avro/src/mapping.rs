@@ -7,7 +7,9 @@ use apache_avro::types::Value;
 use chrono::{DateTime, FixedOffset, Utc};
 use receipts_domain::{
     CallbackUrl, EventId, EventKind, EventMeta, IdempotencyKey, Line, NormalizedReceipt, Party,
-    Payment, Reason, ReceiptEvent, ReceiptId, Rejected, Submitted, TenantId, Totals, Validated,
+    Payment, Reason, ReceiptEvent, ReceiptId, Registered, Registration, RegistrationFailed,
+    RegistrationFailure, RegistryName, Rejected, Status, StatusChanged, Submitted, TenantId,
+    Totals, Validated,
 };
 use rust_decimal::Decimal;
 
@@ -16,9 +18,9 @@ use crate::DecodeError;
 /// The Avro value of an event, shaped by its kind's schema.
 pub fn event_to_value(event: &ReceiptEvent) -> Value {
     let mut fields = meta_fields(event.meta());
-    fields.push(("receipt_type", string(event.receipt_type())));
     match event {
         ReceiptEvent::Submitted(e) => {
+            fields.push(("receipt_type", string(&e.receipt_type)));
             fields.push(("content_type", string(&e.content_type)));
             fields.push(("document", Value::Bytes(e.document.clone())));
             fields.push(("idempotency_key", string(e.idempotency_key.as_str())));
@@ -27,22 +29,45 @@ pub fn event_to_value(event: &ReceiptEvent) -> Value {
                 optional(e.callback_url.as_ref().map(|u| string(u.as_str()))),
             ));
         }
-        ReceiptEvent::Validated(e) => fields.push(("receipt", receipt_value(&e.receipt))),
-        ReceiptEvent::Rejected(e) => fields.push((
-            "reasons",
-            Value::Array(
-                e.reasons
-                    .iter()
-                    .map(|r| {
-                        record(vec![
-                            ("path", string(&r.path)),
-                            ("code", string(&r.code)),
-                            ("message", string(&r.message)),
-                        ])
-                    })
-                    .collect(),
-            ),
-        )),
+        ReceiptEvent::Validated(e) => {
+            fields.push(("receipt_type", string(&e.receipt_type)));
+            fields.push(("receipt", receipt_value(&e.receipt)));
+        }
+        ReceiptEvent::Rejected(e) => {
+            fields.push(("receipt_type", string(&e.receipt_type)));
+            fields.push(("reasons", reasons_value(&e.reasons)));
+        }
+        ReceiptEvent::Registered(e) => {
+            let r = &e.registration;
+            fields.push(("registry", string(r.registry.as_str())));
+            fields.push(("registration_id", string(&r.registration_id)));
+            fields.push(("registered_at", Value::TimestampMillis(r.registered_at.timestamp_millis())));
+        }
+        ReceiptEvent::RegistrationFailed(e) => {
+            let f = &e.failure;
+            fields.push(("registry", string(f.registry.as_str())));
+            fields.push(("code", string(&f.code)));
+            fields.push(("reason", string(&f.reason)));
+            fields.push(("failed_at", Value::TimestampMillis(f.failed_at.timestamp_millis())));
+        }
+        ReceiptEvent::StatusChanged(e) => {
+            fields.push(("from_status", string(e.from.as_str())));
+            fields.push(("to_status", string(e.to.as_str())));
+            fields.push(("receipt_type", string(&e.receipt_type)));
+            fields.push((
+                "callback_url",
+                optional(e.callback_url.as_ref().map(|u| string(u.as_str()))),
+            ));
+            fields.push(("reasons", reasons_value(&e.reasons)));
+            fields.push((
+                "registrations",
+                Value::Array(e.registrations.iter().map(registration_value).collect()),
+            ));
+            fields.push((
+                "failures",
+                Value::Array(e.failures.iter().map(failure_value).collect()),
+            ));
+        }
     }
     record(fields)
 }
@@ -57,43 +82,143 @@ pub fn event_from_value(kind: EventKind, value: Value) -> Result<ReceiptEvent, D
         occurred_at: fields.timestamp("occurred_at")?,
         attempt: u32::try_from(fields.int("attempt")?).map_err(malformed("attempt"))?,
     };
-    let receipt_type = fields.str("receipt_type")?.to_owned();
     Ok(match kind {
         EventKind::Submitted => ReceiptEvent::Submitted(Submitted {
-            meta,
-            receipt_type,
+            receipt_type: fields.str("receipt_type")?.to_owned(),
             content_type: fields.str("content_type")?.to_owned(),
             document: fields.bytes("document")?.to_vec(),
             idempotency_key: IdempotencyKey::parse(fields.str("idempotency_key")?)
                 .map_err(malformed("idempotency_key"))?,
-            callback_url: fields
-                .optional_str("callback_url")?
-                .map(CallbackUrl::parse)
-                .transpose()
-                .map_err(malformed("callback_url"))?,
+            callback_url: callback_url(&fields)?,
+            meta,
         }),
         EventKind::Validated => ReceiptEvent::Validated(Validated {
-            meta,
-            receipt_type,
+            receipt_type: fields.str("receipt_type")?.to_owned(),
             receipt: receipt_from(fields.record("receipt")?)?,
+            meta,
         }),
         EventKind::Rejected => ReceiptEvent::Rejected(Rejected {
+            receipt_type: fields.str("receipt_type")?.to_owned(),
+            reasons: reasons_from(&fields)?,
             meta,
-            receipt_type,
-            reasons: fields
-                .array("reasons")?
+        }),
+        EventKind::Registered => ReceiptEvent::Registered(Registered {
+            registration: Registration {
+                registry: registry(&fields)?,
+                registration_id: fields.str("registration_id")?.to_owned(),
+                registered_at: fields.timestamp("registered_at")?,
+                attempts: meta.attempt,
+            },
+            meta,
+        }),
+        EventKind::RegistrationFailed => ReceiptEvent::RegistrationFailed(RegistrationFailed {
+            failure: RegistrationFailure {
+                registry: registry(&fields)?,
+                code: fields.str("code")?.to_owned(),
+                reason: fields.str("reason")?.to_owned(),
+                failed_at: fields.timestamp("failed_at")?,
+                attempts: meta.attempt,
+            },
+            meta,
+        }),
+        EventKind::StatusChanged => ReceiptEvent::StatusChanged(StatusChanged {
+            from: status(&fields, "from_status")?,
+            to: status(&fields, "to_status")?,
+            receipt_type: fields.str("receipt_type")?.to_owned(),
+            callback_url: callback_url(&fields)?,
+            reasons: reasons_from(&fields)?,
+            registrations: fields
+                .array("registrations")?
                 .iter()
                 .map(|v| {
-                    let r = Fields::of(v.clone(), "reason")?;
-                    Ok(Reason::new(
-                        r.str("path")?,
-                        r.str("code")?,
-                        r.str("message")?,
-                    ))
+                    let r = Fields::of(v.clone(), "registration")?;
+                    Ok(Registration {
+                        registry: registry(&r)?,
+                        registration_id: r.str("registration_id")?.to_owned(),
+                        registered_at: r.timestamp("registered_at")?,
+                        attempts: u32::try_from(r.int("attempts")?).map_err(malformed("attempts"))?,
+                    })
                 })
                 .collect::<Result<_, DecodeError>>()?,
+            failures: fields
+                .array("failures")?
+                .iter()
+                .map(|v| {
+                    let f = Fields::of(v.clone(), "failure")?;
+                    Ok(RegistrationFailure {
+                        registry: registry(&f)?,
+                        code: f.str("code")?.to_owned(),
+                        reason: f.str("reason")?.to_owned(),
+                        failed_at: f.timestamp("failed_at")?,
+                        attempts: u32::try_from(f.int("attempts")?).map_err(malformed("attempts"))?,
+                    })
+                })
+                .collect::<Result<_, DecodeError>>()?,
+            meta,
         }),
     })
+}
+
+fn reasons_value(reasons: &[Reason]) -> Value {
+    Value::Array(
+        reasons
+            .iter()
+            .map(|r| {
+                record(vec![
+                    ("path", string(&r.path)),
+                    ("code", string(&r.code)),
+                    ("message", string(&r.message)),
+                ])
+            })
+            .collect(),
+    )
+}
+
+fn reasons_from(fields: &Fields) -> Result<Vec<Reason>, DecodeError> {
+    fields
+        .array("reasons")?
+        .iter()
+        .map(|v| {
+            let r = Fields::of(v.clone(), "reason")?;
+            Ok(Reason::new(r.str("path")?, r.str("code")?, r.str("message")?))
+        })
+        .collect()
+}
+
+fn registration_value(r: &Registration) -> Value {
+    record(vec![
+        ("registry", string(r.registry.as_str())),
+        ("registration_id", string(&r.registration_id)),
+        ("registered_at", Value::TimestampMillis(r.registered_at.timestamp_millis())),
+        ("attempts", Value::Int(i32::try_from(r.attempts).unwrap_or(i32::MAX))),
+    ])
+}
+
+fn failure_value(f: &RegistrationFailure) -> Value {
+    record(vec![
+        ("registry", string(f.registry.as_str())),
+        ("code", string(&f.code)),
+        ("reason", string(&f.reason)),
+        ("failed_at", Value::TimestampMillis(f.failed_at.timestamp_millis())),
+        ("attempts", Value::Int(i32::try_from(f.attempts).unwrap_or(i32::MAX))),
+    ])
+}
+
+fn registry(fields: &Fields) -> Result<RegistryName, DecodeError> {
+    RegistryName::parse(fields.str("registry")?).map_err(malformed("registry"))
+}
+
+fn status(fields: &Fields, name: &'static str) -> Result<Status, DecodeError> {
+    let text = fields.str(name)?;
+    Status::parse(text).ok_or_else(|| DecodeError::Malformed(format!("field {name}: unknown status {text:?}")))
+}
+
+fn callback_url(fields: &Fields) -> Result<Option<CallbackUrl>, DecodeError> {
+    fields
+        .optional_str("callback_url")?
+        .map(CallbackUrl::parse)
+        .transpose()
+        .map_err(malformed("callback_url"))
 }
 
 fn meta_fields(meta: &EventMeta) -> Vec<(&'static str, Value)> {
@@ -467,7 +592,63 @@ mod tests {
                 ],
             }
             .into(),
+            Registered {
+                meta: EventMeta { attempt: 3, ..meta() },
+                registration: Registration {
+                    registry: RegistryName::parse("tax").expect("name"),
+                    registration_id: "TX-2026-00000042".into(),
+                    registered_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_123).expect("time"),
+                    attempts: 3,
+                },
+            }
+            .into(),
+            RegistrationFailed {
+                meta: EventMeta { attempt: 2, ..meta() },
+                failure: RegistrationFailure {
+                    registry: RegistryName::parse("logistics").expect("name"),
+                    code: "rejected-by-registry".into(),
+                    reason: "sender is not registered for shipping".into(),
+                    failed_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_456).expect("time"),
+                    attempts: 2,
+                },
+            }
+            .into(),
+            StatusChanged {
+                meta: meta(),
+                from: Status::Validated,
+                to: Status::Accepted,
+                receipt_type: "retail-receipt/v1".into(),
+                callback_url: Some(CallbackUrl::parse("https://partner.example/cb").expect("url")),
+                reasons: vec![Reason::new("/x", "required", "m")],
+                registrations: vec![Registration {
+                    registry: RegistryName::parse("tax").expect("name"),
+                    registration_id: "TX-1".into(),
+                    registered_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_000).expect("time"),
+                    attempts: 1,
+                }],
+                failures: vec![RegistrationFailure {
+                    registry: RegistryName::parse("logistics").expect("name"),
+                    code: "horizon-exceeded".into(),
+                    reason: "503".into(),
+                    failed_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_999).expect("time"),
+                    attempts: 7,
+                }],
+            }
+            .into(),
+            StatusChanged {
+                meta: meta(),
+                from: Status::Received,
+                to: Status::Rejected,
+                receipt_type: "retail-receipt-xml/v1".into(),
+                callback_url: None,
+                reasons: vec![],
+                registrations: vec![],
+                failures: vec![],
+            }
+            .into(),
         ];
+        let kinds: std::collections::HashSet<EventKind> = events.iter().map(ReceiptEvent::kind).collect();
+        assert_eq!(kinds.len(), EventKind::ALL.len(), "every kind is covered");
         for event in events {
             assert_eq!(round_trip(&event), event);
         }

@@ -8,6 +8,9 @@ use receipts_domain::EventKind;
 const SUBMITTED: &str = include_str!("../../../proto-schemas/receipt-submitted.avsc");
 const VALIDATED: &str = include_str!("../../../proto-schemas/receipt-validated.avsc");
 const REJECTED: &str = include_str!("../../../proto-schemas/receipt-rejected.avsc");
+const REGISTERED: &str = include_str!("../../../proto-schemas/receipt-registered.avsc");
+const REGISTRATION_FAILED: &str = include_str!("../../../proto-schemas/receipt-registration-failed.avsc");
+const STATUS_CHANGED: &str = include_str!("../../../proto-schemas/receipt-status-changed.avsc");
 
 /// The schema text of an event kind, as registered.
 pub fn schema_text(kind: EventKind) -> &'static str {
@@ -15,6 +18,9 @@ pub fn schema_text(kind: EventKind) -> &'static str {
         EventKind::Submitted => SUBMITTED,
         EventKind::Validated => VALIDATED,
         EventKind::Rejected => REJECTED,
+        EventKind::Registered => REGISTERED,
+        EventKind::RegistrationFailed => REGISTRATION_FAILED,
+        EventKind::StatusChanged => STATUS_CHANGED,
     }
 }
 
@@ -24,6 +30,9 @@ pub fn full_name(kind: EventKind) -> &'static str {
         EventKind::Submitted => "receipts.events.ReceiptSubmitted",
         EventKind::Validated => "receipts.events.ReceiptValidated",
         EventKind::Rejected => "receipts.events.ReceiptRejected",
+        EventKind::Registered => "receipts.events.ReceiptRegistered",
+        EventKind::RegistrationFailed => "receipts.events.ReceiptRegistrationFailed",
+        EventKind::StatusChanged => "receipts.events.ReceiptStatusChanged",
     }
 }
 

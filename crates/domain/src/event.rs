@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{CallbackUrl, EventId, IdempotencyKey, NormalizedReceipt, Reason, ReceiptId, TenantId};
+use crate::registry::{Registration, RegistrationFailure, RegistryName};
+use crate::state::Fact;
+use crate::{CallbackUrl, EventId, IdempotencyKey, NormalizedReceipt, Reason, ReceiptId, Status, TenantId};
 
 /// Envelope fields every event has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,13 +25,7 @@ pub struct EventMeta {
 impl EventMeta {
     /// Envelope for a new event about `receipt_id`, happening now.
     pub fn new(receipt_id: ReceiptId, tenant_id: TenantId) -> Self {
-        Self {
-            event_id: EventId::new(),
-            receipt_id,
-            tenant_id,
-            occurred_at: now_millis(),
-            attempt: 1,
-        }
+        Self { event_id: EventId::new(), receipt_id, tenant_id, occurred_at: now_millis(), attempt: 1 }
     }
 
     /// Envelope for the event that `step` derives from `cause`. The id is a UUIDv7 whose time
@@ -37,22 +33,48 @@ impl EventMeta {
     /// twice (after a crash, before its offset was committed) emits the *same* event id, and the
     /// duplicate is dropped wherever events are deduplicated.
     pub fn derived(cause: &EventMeta, step: &str) -> Self {
-        let mut hash = Sha256::new();
-        hash.update(cause.event_id.as_uuid().as_bytes());
-        hash.update(step.as_bytes());
-        let digest = hash.finalize();
-        let mut random = [0u8; 10];
-        random.copy_from_slice(&digest[..10]);
-        let millis = u64::try_from(cause.occurred_at.timestamp_millis()).unwrap_or_default();
-        let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+        let id = stable_id(cause.event_id.as_uuid(), cause.occurred_at, step);
         Self {
-            event_id: EventId::from_uuid(id),
+            event_id: id,
             receipt_id: cause.receipt_id,
             tenant_id: cause.tenant_id.clone(),
             occurred_at: now_millis(),
             attempt: 1,
         }
     }
+
+    /// Envelope for the one event of kind `step` a receipt can have, whoever emits it: the id
+    /// depends only on the receipt and `step`, so the same outcome reported along two paths (a
+    /// registrar's call and the registry's callback) is one event.
+    pub fn for_receipt(receipt_id: ReceiptId, tenant_id: TenantId, step: &str, attempt: u32) -> Self {
+        let uuid = receipt_id.as_uuid();
+        let created = uuid
+            .get_timestamp()
+            .map(|ts| {
+                let (secs, nanos) = ts.to_unix();
+                DateTime::from_timestamp(i64::try_from(secs).unwrap_or_default(), nanos).unwrap_or_default()
+            })
+            .unwrap_or_default();
+        Self {
+            event_id: stable_id(uuid, created, step),
+            receipt_id,
+            tenant_id,
+            occurred_at: now_millis(),
+            attempt,
+        }
+    }
+}
+
+/// A UUIDv7 with `at`'s time and random bits taken from `seed` and `step`.
+fn stable_id(seed: uuid::Uuid, at: DateTime<Utc>, step: &str) -> EventId {
+    let mut hash = Sha256::new();
+    hash.update(seed.as_bytes());
+    hash.update(step.as_bytes());
+    let digest = hash.finalize();
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&digest[..10]);
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or_default();
+    EventId::from_uuid(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
 }
 
 /// The current time truncated to milliseconds, the precision events keep on the wire.
@@ -90,6 +112,34 @@ pub struct Rejected {
     pub reasons: Vec<Reason>,
 }
 
+/// A registry registered the receipt (`meta.attempt`: the calls it took).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    pub meta: EventMeta,
+    pub registration: Registration,
+}
+
+/// Registering with a registry failed for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationFailed {
+    pub meta: EventMeta,
+    pub failure: RegistrationFailure,
+}
+
+/// The receipt's status changed; carries what a partner needs to know about the outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChanged {
+    pub meta: EventMeta,
+    pub from: Status,
+    pub to: Status,
+    pub receipt_type: String,
+    pub callback_url: Option<CallbackUrl>,
+    /// Validation reasons, when rejected.
+    pub reasons: Vec<Reason>,
+    pub registrations: Vec<Registration>,
+    pub failures: Vec<RegistrationFailure>,
+}
+
 /// Any event of the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -97,38 +147,41 @@ pub enum ReceiptEvent {
     Submitted(Submitted),
     Validated(Validated),
     Rejected(Rejected),
+    Registered(Registered),
+    RegistrationFailed(RegistrationFailed),
+    StatusChanged(StatusChanged),
 }
 
-/// The kind of an event; also names its topic.
+/// The kind of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Submitted,
     Validated,
     Rejected,
+    Registered,
+    RegistrationFailed,
+    StatusChanged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 3] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::Submitted,
         EventKind::Validated,
         EventKind::Rejected,
+        EventKind::Registered,
+        EventKind::RegistrationFailed,
+        EventKind::StatusChanged,
     ];
-
-    /// The topic name (before any deployment prefix), as in ARCHITECTURE.md section 3.
-    pub fn topic(self) -> &'static str {
-        match self {
-            Self::Submitted => "receipts.submitted",
-            Self::Validated => "receipts.validated",
-            Self::Rejected => "receipts.rejected",
-        }
-    }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Submitted => "submitted",
             Self::Validated => "validated",
             Self::Rejected => "rejected",
+            Self::Registered => "registered",
+            Self::RegistrationFailed => "registration_failed",
+            Self::StatusChanged => "status_changed",
         }
     }
 
@@ -143,12 +196,70 @@ impl fmt::Display for EventKind {
     }
 }
 
+/// Which topic an event goes to (ARCHITECTURE.md section 3), before any deployment prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    Submitted,
+    Validated,
+    Rejected,
+    /// `receipts.<registry>-registered`
+    Registered(RegistryName),
+    /// `receipts.<registry>-failed`
+    RegistrationFailed(RegistryName),
+    StatusChanged,
+}
+
+impl Topic {
+    pub fn name(&self) -> String {
+        match self {
+            Self::Submitted => "receipts.submitted".into(),
+            Self::Validated => "receipts.validated".into(),
+            Self::Rejected => "receipts.rejected".into(),
+            Self::Registered(r) => format!("receipts.{r}-registered"),
+            Self::RegistrationFailed(r) => format!("receipts.{r}-failed"),
+            Self::StatusChanged => "receipts.status-changed".into(),
+        }
+    }
+
+    /// The kind of the events on this topic.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Self::Submitted => EventKind::Submitted,
+            Self::Validated => EventKind::Validated,
+            Self::Rejected => EventKind::Rejected,
+            Self::Registered(_) => EventKind::Registered,
+            Self::RegistrationFailed(_) => EventKind::RegistrationFailed,
+            Self::StatusChanged => EventKind::StatusChanged,
+        }
+    }
+
+    /// Every topic a receipt's own events (those that change its state) travel on, for the
+    /// given registries.
+    pub fn receipt_topics(registries: &[RegistryName]) -> Vec<Topic> {
+        let mut topics = vec![Self::Submitted, Self::Validated, Self::Rejected];
+        for r in registries {
+            topics.push(Self::Registered(r.clone()));
+            topics.push(Self::RegistrationFailed(r.clone()));
+        }
+        topics
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
 impl ReceiptEvent {
     pub fn meta(&self) -> &EventMeta {
         match self {
             Self::Submitted(e) => &e.meta,
             Self::Validated(e) => &e.meta,
             Self::Rejected(e) => &e.meta,
+            Self::Registered(e) => &e.meta,
+            Self::RegistrationFailed(e) => &e.meta,
+            Self::StatusChanged(e) => &e.meta,
         }
     }
 
@@ -157,35 +268,57 @@ impl ReceiptEvent {
             Self::Submitted(_) => EventKind::Submitted,
             Self::Validated(_) => EventKind::Validated,
             Self::Rejected(_) => EventKind::Rejected,
+            Self::Registered(_) => EventKind::Registered,
+            Self::RegistrationFailed(_) => EventKind::RegistrationFailed,
+            Self::StatusChanged(_) => EventKind::StatusChanged,
         }
     }
 
-    pub fn receipt_type(&self) -> &str {
+    pub fn topic(&self) -> Topic {
         match self {
-            Self::Submitted(e) => &e.receipt_type,
-            Self::Validated(e) => &e.receipt_type,
-            Self::Rejected(e) => &e.receipt_type,
+            Self::Submitted(_) => Topic::Submitted,
+            Self::Validated(_) => Topic::Validated,
+            Self::Rejected(_) => Topic::Rejected,
+            Self::Registered(e) => Topic::Registered(e.registration.registry.clone()),
+            Self::RegistrationFailed(e) => Topic::RegistrationFailed(e.failure.registry.clone()),
+            Self::StatusChanged(_) => Topic::StatusChanged,
+        }
+    }
+
+    /// The fact this event states about its receipt, if it changes the receipt's state.
+    pub fn fact(&self) -> Option<Fact> {
+        match self {
+            Self::Submitted(_) => Some(Fact::Submitted),
+            Self::Validated(_) => Some(Fact::Validated),
+            Self::Rejected(_) => Some(Fact::Rejected),
+            Self::Registered(e) => Some(Fact::Registered(e.registration.registry.clone())),
+            Self::RegistrationFailed(e) => Some(Fact::RegistrationFailed(e.failure.registry.clone())),
+            Self::StatusChanged(_) => None,
+        }
+    }
+
+    /// The receipt type, where the event carries it.
+    pub fn receipt_type(&self) -> Option<&str> {
+        match self {
+            Self::Submitted(e) => Some(&e.receipt_type),
+            Self::Validated(e) => Some(&e.receipt_type),
+            Self::Rejected(e) => Some(&e.receipt_type),
+            Self::StatusChanged(e) => Some(&e.receipt_type),
+            Self::Registered(_) | Self::RegistrationFailed(_) => None,
         }
     }
 }
 
-impl From<Submitted> for ReceiptEvent {
-    fn from(e: Submitted) -> Self {
-        Self::Submitted(e)
-    }
+macro_rules! into_event {
+    ($($variant:ident),*) => {
+        $(impl From<$variant> for ReceiptEvent {
+            fn from(e: $variant) -> Self {
+                Self::$variant(e)
+            }
+        })*
+    };
 }
-
-impl From<Validated> for ReceiptEvent {
-    fn from(e: Validated) -> Self {
-        Self::Validated(e)
-    }
-}
-
-impl From<Rejected> for ReceiptEvent {
-    fn from(e: Rejected) -> Self {
-        Self::Rejected(e)
-    }
-}
+into_event!(Submitted, Validated, Rejected, Registered, RegistrationFailed, StatusChanged);
 
 #[cfg(test)]
 mod tests {
@@ -193,33 +326,40 @@ mod tests {
 
     #[test]
     fn derived_ids_are_deterministic_v7() {
-        let cause = EventMeta::new(
-            ReceiptId::new(),
-            TenantId::parse("dev").expect("valid tenant"),
-        );
+        let cause = EventMeta::new(ReceiptId::new(), TenantId::parse("dev").expect("valid tenant"));
         let a = EventMeta::derived(&cause, "validated");
         let b = EventMeta::derived(&cause, "validated");
         let c = EventMeta::derived(&cause, "rejected");
         assert_eq!(a.event_id, b.event_id);
         assert_ne!(a.event_id, c.event_id);
         assert_eq!(a.event_id.as_uuid().get_version_num(), 7);
-        assert_eq!(
-            (a.receipt_id, &a.tenant_id),
-            (cause.receipt_id, &cause.tenant_id)
-        );
+        assert_eq!((a.receipt_id, &a.tenant_id), (cause.receipt_id, &cause.tenant_id));
+    }
+
+    #[test]
+    fn per_receipt_ids_depend_on_receipt_and_step_only() {
+        let tenant = TenantId::parse("dev").expect("tenant");
+        let receipt = ReceiptId::new();
+        let a = EventMeta::for_receipt(receipt, tenant.clone(), "tax-registered", 1);
+        let b = EventMeta::for_receipt(receipt, tenant.clone(), "tax-registered", 3);
+        let c = EventMeta::for_receipt(receipt, tenant.clone(), "logistics-registered", 1);
+        let d = EventMeta::for_receipt(ReceiptId::new(), tenant, "tax-registered", 1);
+        assert_eq!(a.event_id, b.event_id);
+        assert_ne!(a.event_id, c.event_id);
+        assert_ne!(a.event_id, d.event_id);
+        assert_eq!(a.event_id.as_uuid().get_version_num(), 7);
+        assert_eq!(b.attempt, 3);
     }
 
     #[test]
     fn topics_are_named_as_in_the_architecture() {
-        let topics: Vec<_> = EventKind::ALL.iter().map(|k| k.topic()).collect();
+        let tax = RegistryName::parse("tax").expect("name");
+        let names: Vec<String> = Topic::receipt_topics(std::slice::from_ref(&tax)).iter().map(Topic::name).collect();
         assert_eq!(
-            topics,
-            [
-                "receipts.submitted",
-                "receipts.validated",
-                "receipts.rejected"
-            ]
+            names,
+            ["receipts.submitted", "receipts.validated", "receipts.rejected", "receipts.tax-registered", "receipts.tax-failed"]
         );
+        assert_eq!(Topic::StatusChanged.name(), "receipts.status-changed");
         for kind in EventKind::ALL {
             assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
         }

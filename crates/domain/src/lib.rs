@@ -8,12 +8,17 @@ pub mod idempotency;
 pub mod ids;
 pub mod receipt;
 pub mod receipt_type;
+pub mod registry;
 pub mod state;
 
 pub use document::{DocumentError, DocumentFormat};
-pub use event::{EventKind, EventMeta, ReceiptEvent, Rejected, Submitted, Validated};
+pub use event::{
+    EventKind, EventMeta, ReceiptEvent, Registered, RegistrationFailed, Rejected, StatusChanged, Submitted, Topic,
+    Validated,
+};
 pub use idempotency::{IdempotencyDecision, RequestFingerprint};
 pub use ids::{CallbackUrl, EventId, IdError, IdempotencyKey, ReceiptId, TenantId};
 pub use receipt::{Line, NormalizedReceipt, Party, Payment, Reason, Totals};
 pub use receipt_type::{ReceiptType, ReceiptTypeError};
-pub use state::{ReceiptState, Status, Transition};
+pub use registry::{Registration, RegistrationFailure, RegistryName};
+pub use state::{Fact, ReceiptState, Status, StatusPolicy, Transition};

@@ -4,11 +4,12 @@
 //! by a fixed precedence. So applying events in any order, any number of times, ends in the same
 //! state: late and duplicate deliveries change nothing, by construction.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::EventKind;
+use crate::registry::RegistryName;
 
 /// What partners see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -16,30 +17,36 @@ use crate::EventKind;
 pub enum Status {
     /// Accepted by the gateway, not yet validated.
     Received,
-    /// The document passed validation.
+    /// The document passed validation; registrations are under way.
     Validated,
     /// The document failed validation (terminal).
     Rejected,
+    /// Valid and registered with every required registry (terminal).
+    Accepted,
+    /// A registry refused the receipt, or could not be reached within the retry horizon (terminal).
+    Failed,
 }
 
 impl Status {
+    pub const ALL: [Status; 5] = [Status::Received, Status::Validated, Status::Rejected, Status::Accepted, Status::Failed];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Received => "RECEIVED",
             Self::Validated => "VALIDATED",
             Self::Rejected => "REJECTED",
+            Self::Accepted => "ACCEPTED",
+            Self::Failed => "FAILED",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Received, Self::Validated, Self::Rejected]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
     /// Whether no later event can change this status.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Rejected)
+        matches!(self, Self::Rejected | Self::Accepted | Self::Failed)
     }
 }
 
@@ -49,12 +56,55 @@ impl fmt::Display for Status {
     }
 }
 
+/// What one event states about its receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fact {
+    Submitted,
+    Validated,
+    Rejected,
+    Registered(RegistryName),
+    RegistrationFailed(RegistryName),
+}
+
+/// When a receipt counts as ACCEPTED: the registries it must be registered with
+/// (configuration section `[status]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusPolicy {
+    pub required_registries: BTreeSet<RegistryName>,
+}
+
+impl StatusPolicy {
+    pub fn new(required: impl IntoIterator<Item = RegistryName>) -> Self {
+        Self { required_registries: required.into_iter().collect() }
+    }
+
+    pub fn required(&self) -> impl Iterator<Item = &RegistryName> {
+        self.required_registries.iter()
+    }
+
+    /// The required registries, in name order.
+    pub fn registries(&self) -> Vec<RegistryName> {
+        self.required_registries.iter().cloned().collect()
+    }
+}
+
+impl Default for StatusPolicy {
+    /// The tax authority and the logistics provider.
+    fn default() -> Self {
+        Self::new(["tax", "logistics"].into_iter().filter_map(|n| RegistryName::parse(n).ok()))
+    }
+}
+
 /// The facts known about one receipt.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ReceiptState {
     pub submitted: bool,
     pub validated: bool,
     pub rejected: bool,
+    pub registered: BTreeSet<RegistryName>,
+    pub failed: BTreeSet<RegistryName>,
 }
 
 /// The effect of applying one event.
@@ -71,10 +121,16 @@ impl Transition {
 }
 
 impl ReceiptState {
-    /// The status these facts add up to. Precedence: a rejection is final whatever else arrived.
-    pub fn status(&self) -> Status {
+    /// The status these facts add up to. Precedence: a rejection is final whatever else
+    /// arrived; then a failed registration; then acceptance once every required registry has
+    /// registered a validated receipt.
+    pub fn status(&self, policy: &StatusPolicy) -> Status {
         if self.rejected {
             Status::Rejected
+        } else if !self.failed.is_empty() {
+            Status::Failed
+        } else if self.validated && policy.required().all(|r| self.registered.contains(r)) {
+            Status::Accepted
         } else if self.validated {
             Status::Validated
         } else {
@@ -82,18 +138,21 @@ impl ReceiptState {
         }
     }
 
-    /// Records the fact an event of `kind` states. Idempotent and commutative.
-    pub fn apply(&mut self, kind: EventKind) -> Transition {
-        let from = self.status();
-        match kind {
-            EventKind::Submitted => self.submitted = true,
-            EventKind::Validated => self.validated = true,
-            EventKind::Rejected => self.rejected = true,
+    /// Records a fact. Idempotent and commutative.
+    pub fn apply(&mut self, fact: &Fact, policy: &StatusPolicy) -> Transition {
+        let from = self.status(policy);
+        match fact {
+            Fact::Submitted => self.submitted = true,
+            Fact::Validated => self.validated = true,
+            Fact::Rejected => self.rejected = true,
+            Fact::Registered(r) => {
+                self.registered.insert(r.clone());
+            }
+            Fact::RegistrationFailed(r) => {
+                self.failed.insert(r.clone());
+            }
         }
-        Transition {
-            from,
-            to: self.status(),
-        }
+        Transition { from, to: self.status(policy) }
     }
 }
 
@@ -103,75 +162,120 @@ mod tests {
 
     use super::*;
 
-    fn kind() -> impl Strategy<Value = EventKind> {
-        prop::sample::select(EventKind::ALL.to_vec())
+    fn registry(name: &str) -> RegistryName {
+        RegistryName::parse(name).expect("name")
     }
 
-    fn fold(events: &[EventKind]) -> ReceiptState {
+    fn fact() -> impl Strategy<Value = Fact> {
+        prop_oneof![
+            Just(Fact::Submitted),
+            Just(Fact::Validated),
+            Just(Fact::Rejected),
+            prop::sample::select(vec!["tax", "logistics", "other"]).prop_map(|r| Fact::Registered(registry(r))),
+            prop::sample::select(vec!["tax", "logistics"]).prop_map(|r| Fact::RegistrationFailed(registry(r))),
+        ]
+    }
+
+    fn fold(facts: &[Fact]) -> ReceiptState {
+        let policy = StatusPolicy::default();
         let mut state = ReceiptState::default();
-        for &e in events {
-            state.apply(e);
+        for f in facts {
+            state.apply(f, &policy);
         }
         state
     }
 
+    fn status(facts: &[Fact]) -> Status {
+        fold(facts).status(&StatusPolicy::default())
+    }
+
     #[test]
-    fn happy_and_sad_paths() {
-        assert_eq!(fold(&[EventKind::Submitted]).status(), Status::Received);
-        assert_eq!(
-            fold(&[EventKind::Submitted, EventKind::Validated]).status(),
-            Status::Validated
-        );
-        assert_eq!(
-            fold(&[EventKind::Submitted, EventKind::Rejected]).status(),
-            Status::Rejected
-        );
-        // The validation outcome may overtake the submission (different topics).
-        assert_eq!(
-            fold(&[EventKind::Validated, EventKind::Submitted]).status(),
-            Status::Validated
-        );
+    fn the_paths_of_a_receipt() {
+        use Fact::*;
+        let (tax, logistics) = (Registered(registry("tax")), Registered(registry("logistics")));
+        assert_eq!(status(&[Submitted]), Status::Received);
+        assert_eq!(status(&[Submitted, Validated]), Status::Validated);
+        assert_eq!(status(&[Submitted, Rejected]), Status::Rejected);
+        assert_eq!(status(&[Submitted, Validated, tax.clone()]), Status::Validated, "one registry is not enough");
+        assert_eq!(status(&[Submitted, Validated, tax.clone(), logistics.clone()]), Status::Accepted);
+        assert_eq!(status(&[logistics.clone(), tax.clone(), Validated, Submitted]), Status::Accepted, "any order");
+        assert_eq!(status(&[Submitted, tax, logistics]), Status::Received, "registered but not (yet) known valid");
+        assert_eq!(status(&[Submitted, Validated, RegistrationFailed(registry("tax"))]), Status::Failed);
+    }
+
+    #[test]
+    fn precedence_of_terminal_statuses() {
+        use Fact::*;
+        assert_eq!(status(&[Validated, Rejected, RegistrationFailed(registry("tax"))]), Status::Rejected);
+        let all = [Validated, Registered(registry("tax")), Registered(registry("logistics"))];
+        let mut failed = all.to_vec();
+        failed.push(RegistrationFailed(registry("logistics")));
+        assert_eq!(status(&failed), Status::Failed);
+        for st in [Status::Rejected, Status::Accepted, Status::Failed] {
+            assert!(st.is_terminal());
+        }
+    }
+
+    #[test]
+    fn the_policy_decides_what_accepted_needs() {
+        let only_tax = StatusPolicy::new([registry("tax")]);
+        let mut state = ReceiptState::default();
+        state.apply(&Fact::Validated, &only_tax);
+        let t = state.apply(&Fact::Registered(registry("tax")), &only_tax);
+        assert_eq!((t.from, t.to), (Status::Validated, Status::Accepted));
+        assert_eq!(state.status(&StatusPolicy::default()), Status::Validated);
     }
 
     #[test]
     fn transitions_report_changes_only() {
+        let policy = StatusPolicy::default();
         let mut state = ReceiptState::default();
-        assert!(!state.apply(EventKind::Submitted).changed());
-        let t = state.apply(EventKind::Validated);
+        assert!(!state.apply(&Fact::Submitted, &policy).changed());
+        let t = state.apply(&Fact::Validated, &policy);
         assert_eq!((t.from, t.to), (Status::Received, Status::Validated));
-        assert!(!state.apply(EventKind::Validated).changed());
+        assert!(!state.apply(&Fact::Validated, &policy).changed());
     }
 
     #[test]
-    fn rejection_is_terminal() {
-        assert!(Status::Rejected.is_terminal());
-        assert_eq!(
-            fold(&[EventKind::Rejected, EventKind::Validated]).status(),
-            Status::Rejected
-        );
+    fn old_stored_states_still_read() {
+        let old: ReceiptState = serde_json::from_str(r#"{"submitted":true,"validated":true,"rejected":false}"#).expect("reads");
+        assert!(old.registered.is_empty() && old.validated);
     }
 
     proptest! {
-        /// Any order and any duplication of the same events gives the same final state.
+        /// Any order and any duplication of the same facts gives the same final state.
         #[test]
-        fn order_and_duplicates_do_not_matter(events in prop::collection::vec(kind(), 0..12), seed in any::<u64>()) {
-            let mut shuffled = events.clone();
-            // Duplicate a prefix and rotate by the seed: a replay after a crash, delivered late.
-            let dup = (seed as usize) % (events.len() + 1);
-            shuffled.extend_from_slice(&events[..dup]);
+        fn order_and_duplicates_do_not_matter(facts in prop::collection::vec(fact(), 0..14), seed in any::<u64>()) {
+            let mut shuffled = facts.clone();
+            let dup = (seed as usize) % (facts.len() + 1);
+            shuffled.extend_from_slice(&facts[..dup]);
             if !shuffled.is_empty() {
                 let len = shuffled.len();
                 shuffled.rotate_left((seed as usize / 7) % len);
             }
-            prop_assert_eq!(fold(&events), fold(&shuffled));
+            prop_assert_eq!(fold(&facts), fold(&shuffled));
         }
 
-        /// Permutations: reversing any sequence ends in the same state.
         #[test]
-        fn reverse_order_is_the_same(events in prop::collection::vec(kind(), 0..12)) {
-            let mut reversed = events.clone();
+        fn reverse_order_is_the_same(facts in prop::collection::vec(fact(), 0..14)) {
+            let mut reversed = facts.clone();
             reversed.reverse();
-            prop_assert_eq!(fold(&events).status(), fold(&reversed).status());
+            prop_assert_eq!(status(&facts), status(&reversed));
+        }
+
+        /// Once terminal, a receipt never becomes non-terminal again, whatever arrives next.
+        #[test]
+        fn terminal_is_forever(facts in prop::collection::vec(fact(), 0..14)) {
+            let policy = StatusPolicy::default();
+            let mut state = ReceiptState::default();
+            let mut was_terminal = false;
+            for f in &facts {
+                let t = state.apply(f, &policy);
+                if was_terminal {
+                    prop_assert!(t.to.is_terminal(), "{:?} -> {:?}", t.from, t.to);
+                }
+                was_terminal = t.to.is_terminal();
+            }
         }
     }
 }

@@ -8,12 +8,16 @@ pub mod consumer;
 mod error;
 pub mod headers;
 mod producer;
+pub mod retry;
 pub mod topics;
 pub mod trace;
 mod window;
 
 pub use config::KafkaConfig;
-pub use consumer::{ConsumerSpec, EventHandler, HandlerError, MessageContext, run_consumer};
+pub use consumer::{
+    ConsumerSpec, EventHandler, HandlerError, MessageContext, RetryableFailure, run_consumer,
+};
 pub use error::{Error, Result};
 pub use producer::{Delivered, EventProducer};
+pub use retry::{NextAttempt, RetryPolicy};
 pub use topics::{TopicNames, TopicSpec, ensure_topics};

@@ -8,7 +8,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use receipts_avro::EventCodec;
-use receipts_domain::{EventKind, ReceiptEvent};
+use receipts_domain::{ReceiptEvent, Topic};
 
 use crate::{Error, KafkaConfig, Result, TopicNames, headers, trace};
 
@@ -47,12 +47,12 @@ impl EventProducer {
         &self.codec
     }
 
-    /// Registers the schemas of `kinds` under their topics, so a registry problem shows at
+    /// Registers the schemas of the events of `topics`, so a registry problem shows at
     /// startup rather than on the first event.
-    pub async fn register_schemas(&self, kinds: &[EventKind]) -> Result<()> {
-        for &kind in kinds {
-            let id = self.codec.register(&self.topics.event(kind), kind).await?;
-            tracing::debug!(%kind, schema_id = id, "schema registered");
+    pub async fn register_schemas(&self, topics: &[Topic]) -> Result<()> {
+        for topic in topics {
+            let id = self.codec.register(&self.topics.of(topic), topic.kind()).await?;
+            tracing::debug!(%topic, schema_id = id, "schema registered");
         }
         Ok(())
     }
@@ -64,7 +64,7 @@ impl EventProducer {
         kind = %event.kind(),
     ))]
     pub async fn publish(&self, event: &ReceiptEvent) -> Result<Delivered> {
-        let topic = self.topics.event(event.kind());
+        let topic = self.topics.of(&event.topic());
         let payload = self.codec.encode(&topic, event).await?;
         let meta = event.meta();
         let event_id = meta.event_id.to_string();

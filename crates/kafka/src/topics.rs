@@ -6,7 +6,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-use receipts_domain::EventKind;
+use receipts_domain::Topic;
 
 use crate::{Error, KafkaConfig, Result};
 
@@ -23,9 +23,16 @@ impl TopicNames {
         }
     }
 
-    /// The topic of an event kind, e.g. `receipts.submitted`.
-    pub fn event(&self, kind: EventKind) -> String {
-        format!("{}{}", self.prefix, kind.topic())
+    /// A topic's full name, e.g. `receipts.submitted`.
+    pub fn of(&self, topic: &Topic) -> String {
+        format!("{}{}", self.prefix, topic.name())
+    }
+
+    /// Retry tier `tier` (1-based) of `service` for messages from `topic`:
+    /// `<service>.<topic>.retry.<tier>` (ARCHITECTURE.md section 3).
+    pub fn retry_tier(&self, service: &str, topic: &str, tier: usize) -> String {
+        let base = topic.strip_prefix(&self.prefix).unwrap_or(topic);
+        format!("{}{service}.{base}.retry.{tier}", self.prefix)
     }
 
     /// The dead-letter topic of `service` for messages from `topic`:
@@ -121,7 +128,11 @@ mod tests {
     #[test]
     fn names_follow_the_architecture() {
         let plain = TopicNames::new(&KafkaConfig::default());
-        assert_eq!(plain.event(EventKind::Validated), "receipts.validated");
+        assert_eq!(plain.of(&Topic::Validated), "receipts.validated");
+        assert_eq!(
+            plain.retry_tier("tax-registrar", "receipts.validated", 2),
+            "tax-registrar.receipts.validated.retry.2"
+        );
         assert_eq!(
             plain.dead_letter("status-projector", "receipts.submitted"),
             "status-projector.receipts.submitted.dlt"
@@ -130,9 +141,10 @@ mod tests {
             topic_prefix: "t1.".into(),
             ..KafkaConfig::default()
         });
+        assert_eq!(prefixed.of(&Topic::Submitted), "t1.receipts.submitted");
         assert_eq!(
-            prefixed.event(EventKind::Submitted),
-            "t1.receipts.submitted"
+            prefixed.retry_tier("svc", "t1.receipts.submitted", 1),
+            "t1.svc.receipts.submitted.retry.1"
         );
         assert_eq!(
             prefixed.dead_letter("validator", "t1.receipts.submitted"),

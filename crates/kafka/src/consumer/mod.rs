@@ -6,39 +6,44 @@
 //! - Offsets: auto-commit is on, auto offset *store* is off. An offset is stored only once every
 //!   message up to it was handled (`Ok`: side effects and produces acknowledged) or dead-lettered
 //!   (that produce acknowledged), so a crash at any point means redelivery, never loss.
-//! - Transient failures are retried in place with capped exponential backoff: the partition
-//!   waits, others go on. Poison (undecodable or refused by the handler) goes to
-//!   `<service>.<topic>.dlt` with headers saying where it came from and why.
+//! - A handler's failure is one of three kinds. `Transient` (our own infrastructure: store,
+//!   broker) is retried in place with capped exponential backoff: the message waits, other
+//!   receipts go on. `Retry` (a remote party is unavailable) is copied to the next retry tier
+//!   `<service>.<topic>.retry.<n>` with its due time, per the consumer's [`RetryPolicy`]; past the
+//!   policy's horizon the handler's `exhausted` concludes. `Poison` (undecodable, or refused by
+//!   the handler) goes to `<service>.<topic>.dlt`. Copies carry headers saying where the message
+//!   came from, which attempt is next, when it is due and why the last one failed.
+//! - A message not yet due (a retry tier's) is held, with its partition paused, until it is:
+//!   nothing sleeps in a handler, and the partition's later messages wait behind it.
 //! - Cooperative-sticky rebalancing; on revocation and on shutdown the affected workers finish the
 //!   message in hand (up to `drain_timeout`), their offsets are stored and committed, and only then
 //!   is the partition released.
 //! - A full worker queue pauses its partition instead of blocking the poll thread.
 
+mod worker;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc as std_mpsc};
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
+use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
-use receipts_avro::DecodeError;
 use receipts_domain::ReceiptEvent;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::window::Window;
-use crate::{Error, EventProducer, KafkaConfig, Result, TopicSpec, ensure_topics, headers, trace};
+use crate::retry::RetryPolicy;
+use crate::{Error, EventProducer, KafkaConfig, Result, TopicSpec, ensure_topics, headers};
 
 /// What a consumer reads and who it is.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
-    /// The service name: names the consumer group and the dead-letter topics.
+    /// The service name: names the consumer group, the retry and the dead-letter topics.
     pub service: String,
     pub topics: Vec<String>,
     /// Messages buffered per partition before the partition is paused.
@@ -46,6 +51,9 @@ pub struct ConsumerSpec {
     /// Messages of one partition handled at once; those with the same key (one receipt) still
     /// strictly in order.
     pub max_in_flight: usize,
+    /// Retry tiers for [`HandlerError::Retry`]. Every consumer has at least one tier, which is
+    /// where dead-letter replays go.
+    pub retry: RetryPolicy,
 }
 
 impl ConsumerSpec {
@@ -55,25 +63,51 @@ impl ConsumerSpec {
             topics,
             queue_depth: 256,
             max_in_flight: 32,
+            retry: RetryPolicy::replay_only(),
         }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 }
 
-/// Where the message being handled came from.
+/// Where the message being handled came from, and which attempt at it this is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageContext {
+    /// The topic it was read from (a retry tier's, for a retry).
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
     pub traceparent: Option<String>,
+    /// The topic the message was first read from.
+    pub original_topic: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub first_attempt_at: chrono::DateTime<Utc>,
+}
+
+/// A failure worth trying again later, on a retry tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryableFailure {
+    /// Stable, short: `connect`, `timeout`, `http-503`, `http-429`, `awaiting-callback`, ...
+    pub kind: String,
+    pub message: String,
+    /// The remote side's `Retry-After`, honoured as the minimum delay.
+    pub retry_after: Option<Duration>,
 }
 
 /// How a handler failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandlerError {
-    /// Infrastructure trouble (broker, store, registry): retry the same message later.
+    /// Our own infrastructure failed (broker, store, schema registry): retry the same message in
+    /// place, after a backoff.
     #[error("transient: {0}")]
     Transient(String),
+    /// A remote party failed retryably: schedule the message on the next retry tier.
+    #[error("retry later ({}): {}", .0.kind, .0.message)]
+    Retry(RetryableFailure),
     /// The message can never be handled: dead-letter it and move on.
     #[error("poison: {0}")]
     Poison(String),
@@ -87,9 +121,22 @@ pub trait EventHandler: Send + Sync + 'static {
         event: ReceiptEvent,
         context: &MessageContext,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Called instead of scheduling another retry once the retry horizon is reached. By default
+    /// the message is dead-lettered.
+    fn exhausted(
+        &self,
+        event: ReceiptEvent,
+        context: &MessageContext,
+        last: &RetryableFailure,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        let _ = (event, context);
+        let reason = format!("retry horizon exceeded; last failure ({}): {}", last.kind, last.message);
+        async move { Err(HandlerError::Poison(reason)) }
+    }
 }
 
-type Partition = (String, i32);
+pub(crate) type Partition = (String, i32);
 
 /// Consumes `spec.topics` with `handler` until `shutdown` is cancelled (or this future is
 /// dropped), then drains and commits.
@@ -100,12 +147,20 @@ pub async fn run_consumer<H: EventHandler>(
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let dead_letter_topics: Vec<TopicSpec> = spec
+    let names = producer.topics().clone();
+    let retry_topics: Vec<String> = spec
         .topics
         .iter()
-        .map(|t| TopicSpec::new(&config, producer.topics().dead_letter(&spec.service, t)))
+        .flat_map(|t| (1..=spec.retry.tiers()).map(|tier| names.retry_tier(&spec.service, t, tier)))
         .collect();
-    ensure_topics(&config, &dead_letter_topics).await?;
+    let own_topics: Vec<TopicSpec> = spec
+        .topics
+        .iter()
+        .map(|t| names.dead_letter(&spec.service, t))
+        .chain(retry_topics.iter().cloned())
+        .map(|t| TopicSpec::new(&config, t))
+        .collect();
+    ensure_topics(&config, &own_topics).await?;
 
     let (done_tx, done_rx) = std_mpsc::channel();
     let shared = Arc::new(Shared {
@@ -120,6 +175,7 @@ pub async fn run_consumer<H: EventHandler>(
             handler,
             producer,
             service: spec.service.clone(),
+            retry: spec.retry.clone(),
         }),
     });
     let group = config.group_id(&spec.service);
@@ -128,7 +184,7 @@ pub async fn run_consumer<H: EventHandler>(
         .create_with_context(LoopContext {
             shared: Arc::clone(&shared),
         })?;
-    let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
+    let topics: Vec<&str> = spec.topics.iter().chain(&retry_topics).map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     tracing::info!(service = %spec.service, group, topics = ?spec.topics, "consumer started");
 
@@ -158,6 +214,7 @@ struct WorkerEnv<H> {
     handler: Arc<H>,
     producer: EventProducer,
     service: String,
+    retry: RetryPolicy,
 }
 
 struct Worker {
@@ -169,8 +226,9 @@ struct Worker {
 #[derive(Default)]
 struct Partitions {
     workers: HashMap<Partition, Worker>,
-    /// Messages polled while their worker's queue was full; their partition is paused.
-    overflow: HashMap<Partition, VecDeque<OwnedMessage>>,
+    /// Messages polled but not handed to a worker yet (its queue was full, or they are not due);
+    /// their partition is paused meanwhile.
+    parked: HashMap<Partition, VecDeque<OwnedMessage>>,
 }
 
 struct Shared<H> {
@@ -196,7 +254,7 @@ impl<H: EventHandler> Shared<H> {
     fn spawn_worker(&self, partition: Partition) -> Worker {
         let (tx, rx) = mpsc::channel(self.queue_depth);
         let cancel = CancellationToken::new();
-        let task = self.runtime.spawn(run_worker(
+        let task = self.runtime.spawn(worker::run_worker(
             Arc::clone(&self.env),
             partition,
             rx,
@@ -207,63 +265,53 @@ impl<H: EventHandler> Shared<H> {
         Worker { tx, cancel, task }
     }
 
-    /// Hands a polled message to its partition's worker, or parks it and pauses the partition.
+    /// The partition's worker, started (or restarted, if it died) as needed.
+    fn worker<'a>(&self, workers: &'a mut HashMap<Partition, Worker>, partition: &Partition) -> &'a Worker {
+        let alive = workers.get(partition).is_some_and(|w| !w.tx.is_closed());
+        if !alive {
+            if workers.contains_key(partition) {
+                tracing::error!(topic = %partition.0, partition = partition.1, "partition worker died; restarting it");
+            }
+            workers.insert(partition.clone(), self.spawn_worker(partition.clone()));
+        }
+        &workers[partition]
+    }
+
+    /// Hands a polled message to its partition's worker, or parks it (pausing the partition)
+    /// when the worker's queue is full, when the message is not due yet, or when messages of
+    /// the partition are parked already (order is kept).
     fn dispatch<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, message: OwnedMessage) {
         let partition = (message.topic().to_owned(), message.partition());
         let mut guard = lock(&self.partitions);
         let state = &mut *guard;
-        if let Some(queue) = state.overflow.get_mut(&partition) {
+        if let Some(queue) = state.parked.get_mut(&partition) {
             queue.push_back(message);
             return;
         }
-        let worker = state
-            .workers
-            .entry(partition.clone())
-            .or_insert_with(|| self.spawn_worker(partition.clone()));
-        match worker.tx.try_send(message) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(message)) => {
-                state
-                    .overflow
-                    .entry(partition.clone())
-                    .or_default()
-                    .push_back(message);
-                set_paused(consumer, &partition, true);
+        let message = if is_due(&message) {
+            match self.worker(&mut state.workers, &partition).tx.try_send(message) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m)) => m,
             }
-            Err(mpsc::error::TrySendError::Closed(message)) => {
-                // The worker is gone (it panicked); a fresh one takes over from this message.
-                tracing::error!(topic = %partition.0, partition = partition.1, "partition worker died; restarting it");
-                let fresh = self.spawn_worker(partition.clone());
-                let retry = fresh.tx.try_send(message);
-                state.workers.insert(partition.clone(), fresh);
-                if let Err(
-                    mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m),
-                ) = retry
-                {
-                    state
-                        .overflow
-                        .entry(partition.clone())
-                        .or_default()
-                        .push_back(m);
-                    set_paused(consumer, &partition, true);
-                }
-            }
-        }
+        } else {
+            message
+        };
+        state.parked.entry(partition.clone()).or_default().push_back(message);
+        set_paused(consumer, &partition, true);
     }
 
-    /// Moves parked messages to their workers as room frees up; resumes drained partitions.
-    fn flush_overflow<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) {
+    /// Moves parked messages to their workers once they are due and there is room; resumes
+    /// partitions with nothing parked any more.
+    fn flush_parked<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>) {
         let mut guard = lock(&self.partitions);
         let state = &mut *guard;
         let mut resumed = Vec::new();
-        for (partition, queue) in &mut state.overflow {
-            let Some(worker) = state.workers.get(partition) else {
-                continue;
-            };
-            while let Some(message) = queue.pop_front() {
-                if let Err(e) = worker.tx.try_send(message) {
-                    let (mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m)) =
-                        e;
+        for (partition, queue) in &mut state.parked {
+            while queue.front().is_some_and(is_due) {
+                let Some(message) = queue.pop_front() else { break };
+                if let Err(mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m)) =
+                    self.worker(&mut state.workers, partition).tx.try_send(message)
+                {
                     queue.push_front(m);
                     break;
                 }
@@ -273,7 +321,7 @@ impl<H: EventHandler> Shared<H> {
             }
         }
         for partition in resumed {
-            state.overflow.remove(&partition);
+            state.parked.remove(&partition);
             set_paused(consumer, &partition, false);
         }
     }
@@ -297,7 +345,7 @@ impl<H: EventHandler> Shared<H> {
         {
             let mut state = lock(&self.partitions);
             for partition in partitions {
-                state.overflow.remove(partition);
+                state.parked.remove(partition);
                 if let Some(worker) = state.workers.remove(partition) {
                     worker.cancel.cancel();
                     tasks.push(worker.task);
@@ -324,6 +372,13 @@ impl<H: EventHandler> Shared<H> {
     fn all_partitions(&self) -> Vec<Partition> {
         lock(&self.partitions).workers.keys().cloned().collect()
     }
+}
+
+/// Whether a message may be handled now (retry tiers set a due time).
+fn is_due(message: &OwnedMessage) -> bool {
+    worker::header(message, headers::DUE_AT)
+        .and_then(|v| v.parse::<i64>().ok())
+        .is_none_or(|due| due <= Utc::now().timestamp_millis())
 }
 
 fn set_paused<C: ConsumerContext>(
@@ -361,7 +416,7 @@ fn poll_loop<H: EventHandler>(
 ) {
     while !stop.is_cancelled() {
         shared.store_finished(consumer);
-        shared.flush_overflow(consumer);
+        shared.flush_parked(consumer);
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
             Some(Ok(message)) => shared.dispatch(consumer, message.detach()),
@@ -408,227 +463,3 @@ impl<H: EventHandler> ConsumerContext for LoopContext<H> {
     }
 }
 
-async fn run_worker<H: EventHandler>(
-    env: Arc<WorkerEnv<H>>,
-    partition: Partition,
-    mut rx: mpsc::Receiver<OwnedMessage>,
-    cancel: CancellationToken,
-    done: std_mpsc::Sender<(Partition, i64)>,
-    max_in_flight: usize,
-) {
-    let mut window = Window::default();
-    let mut running = FuturesUnordered::new();
-    let start = |message: OwnedMessage| {
-        let (env, cancel) = (&env, &cancel);
-        async move {
-            let (offset, key) = (message.offset(), message.key().map(<[u8]>::to_vec));
-            (offset, key, process(env, message, cancel).await)
-        }
-    };
-    loop {
-        tokio::select! {
-            biased;
-            () = cancel.cancelled(), if running.is_empty() => break,
-            Some((offset, key, finished)) = running.next() => {
-                let (offset, key, finished): (i64, Option<Vec<u8>>, bool) = (offset, key, finished);
-                if !finished {
-                    // Cancelled mid-retry: let the other running messages finish, start nothing.
-                    continue;
-                }
-                let (next, done_up_to) = window.finish(offset, key.as_deref());
-                if let Some(next) = next.filter(|_| !cancel.is_cancelled()) {
-                    running.push(start(next));
-                }
-                if let Some(offset) = done_up_to
-                    && done.send((partition.clone(), offset)).is_err()
-                {
-                    break;
-                }
-            }
-            message = rx.recv(), if window.len() < max_in_flight && !cancel.is_cancelled() => {
-                let Some(message) = message else { break };
-                let (offset, key) = (message.offset(), message.key().map(<[u8]>::to_vec));
-                if let Some(message) = window.admit(offset, key.as_deref(), message) {
-                    running.push(start(message));
-                }
-            }
-        }
-    }
-}
-
-enum Step {
-    Done,
-    Retry(String),
-}
-
-/// Handles one message until it is done (true) or the worker is cancelled mid-retry (false).
-async fn process<H: EventHandler>(
-    env: &WorkerEnv<H>,
-    message: OwnedMessage,
-    cancel: &CancellationToken,
-) -> bool {
-    let context = MessageContext {
-        topic: message.topic().to_owned(),
-        partition: message.partition(),
-        offset: message.offset(),
-        traceparent: header(&message, headers::TRACEPARENT),
-    };
-    let event_id = header(&message, headers::EVENT_ID).unwrap_or_default();
-    let span = tracing::info_span!(
-        "consume",
-        service = %env.service,
-        topic = %context.topic,
-        partition = context.partition,
-        offset = context.offset,
-        event_id = %event_id,
-    );
-    trace::set_parent(&span, context.traceparent.as_deref());
-    let mut backoff = Backoff::default();
-    loop {
-        let attempt = trace::with_inbound(
-            context.traceparent.clone(),
-            attempt(env, &message, &context),
-        );
-        match attempt.instrument(span.clone()).await {
-            Step::Done => return true,
-            Step::Retry(reason) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(parent: &span, reason, retry_in = ?delay, "transient failure; retrying");
-                tokio::select! {
-                    () = cancel.cancelled() => return false,
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
-        }
-    }
-}
-
-async fn attempt<H: EventHandler>(
-    env: &WorkerEnv<H>,
-    message: &OwnedMessage,
-    context: &MessageContext,
-) -> Step {
-    let Some(payload) = message.payload() else {
-        return dead_letter(env, message, "undecodable", "message has no payload").await;
-    };
-    match env.producer.codec().decode(payload).await {
-        Err(DecodeError::Unavailable(reason)) => Step::Retry(reason),
-        Err(DecodeError::Malformed(reason)) => {
-            dead_letter(env, message, "undecodable", &reason).await
-        }
-        Ok(event) => match env.handler.handle(event, context).await {
-            Ok(()) => Step::Done,
-            Err(HandlerError::Transient(reason)) => Step::Retry(reason),
-            Err(HandlerError::Poison(reason)) => dead_letter(env, message, "poison", &reason).await,
-        },
-    }
-}
-
-/// Copies `message` to the service's dead-letter topic for its source topic.
-async fn dead_letter<H>(
-    env: &WorkerEnv<H>,
-    message: &OwnedMessage,
-    kind: &str,
-    reason: &str,
-) -> Step {
-    let topic = env
-        .producer
-        .topics()
-        .dead_letter(&env.service, message.topic());
-    tracing::error!(dead_letter_topic = %topic, error_kind = kind, reason, "dead-lettering message");
-    let mut reason = reason.to_owned();
-    if reason.len() > headers::MAX_ERROR_MESSAGE {
-        let mut cut = headers::MAX_ERROR_MESSAGE;
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        reason.truncate(cut);
-    }
-    let partition = message.partition().to_string();
-    let offset = message.offset().to_string();
-    let failed_at = chrono::Utc::now().timestamp_millis().to_string();
-    let mut out = OwnedHeaders::new();
-    if let Some(original) = message.headers() {
-        for h in original.iter() {
-            out = out.insert(Header {
-                key: h.key,
-                value: h.value,
-            });
-        }
-    }
-    let out = out
-        .insert(Header {
-            key: headers::ORIGINAL_TOPIC,
-            value: Some(message.topic().as_bytes()),
-        })
-        .insert(Header {
-            key: headers::ORIGINAL_PARTITION,
-            value: Some(partition.as_bytes()),
-        })
-        .insert(Header {
-            key: headers::ORIGINAL_OFFSET,
-            value: Some(offset.as_bytes()),
-        })
-        .insert(Header {
-            key: headers::ATTEMPT,
-            value: Some(b"1".as_slice()),
-        })
-        .insert(Header {
-            key: headers::ERROR_KIND,
-            value: Some(kind.as_bytes()),
-        })
-        .insert(Header {
-            key: headers::ERROR_MESSAGE,
-            value: Some(reason.as_bytes()),
-        })
-        .insert(Header {
-            key: headers::FAILED_AT,
-            value: Some(failed_at.as_bytes()),
-        });
-    let key = message.key().unwrap_or_default();
-    let payload = message.payload().unwrap_or_default();
-    match env.producer.send(&topic, key, payload, out).await {
-        Ok(_) => Step::Done,
-        Err(error) => Step::Retry(format!("dead-letter produce failed: {error}")),
-    }
-}
-
-fn header(message: &OwnedMessage, name: &str) -> Option<String> {
-    let headers = message.headers()?;
-    headers
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .map(str::to_owned)
-}
-
-/// Exponential backoff from 100 ms, doubling, capped at 10 s, with ±20% jitter.
-#[derive(Debug, Default)]
-struct Backoff {
-    attempts: u32,
-}
-
-impl Backoff {
-    fn next_delay(&mut self) -> Duration {
-        let base = 100u64.saturating_mul(1 << self.attempts.min(7)).min(10_000);
-        self.attempts = self.attempts.saturating_add(1);
-        let jitter = rand::random_range(0.8..1.2);
-        Duration::from_millis((base as f64 * jitter) as u64)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let mut backoff = Backoff::default();
-        let delays: Vec<Duration> = (0..12).map(|_| backoff.next_delay()).collect();
-        assert!(delays[0] >= Duration::from_millis(80) && delays[0] <= Duration::from_millis(120));
-        assert!(delays[3] > delays[0]);
-        assert!(delays.iter().all(|d| *d <= Duration::from_millis(12_000)));
-        assert!(delays[11] >= Duration::from_millis(8_000));
-    }
-}

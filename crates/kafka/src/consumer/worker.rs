@@ -1,0 +1,293 @@
+//! One partition's worker: handles messages (several at once, one receipt at a time), retries
+//! transient failures in place, schedules retryable ones on a retry tier, dead-letters poison,
+//! and reports which offsets are done.
+
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use receipts_avro::DecodeError;
+use receipts_domain::ReceiptEvent;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{EventHandler, HandlerError, MessageContext, Partition, RetryableFailure, WorkerEnv};
+use crate::retry::NextAttempt;
+use crate::window::Window;
+use crate::{headers, trace};
+
+pub(super) async fn run_worker<H: EventHandler>(
+    env: std::sync::Arc<WorkerEnv<H>>,
+    partition: Partition,
+    mut rx: mpsc::Receiver<OwnedMessage>,
+    cancel: CancellationToken,
+    done: std_mpsc::Sender<(Partition, i64)>,
+    max_in_flight: usize,
+) {
+    let mut window = Window::default();
+    let mut running = FuturesUnordered::new();
+    let start = |message: OwnedMessage| {
+        let (env, cancel) = (&env, &cancel);
+        async move {
+            let (offset, key) = (message.offset(), message.key().map(<[u8]>::to_vec));
+            (offset, key, process(env, message, cancel).await)
+        }
+    };
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled(), if running.is_empty() => break,
+            Some((offset, key, finished)) = running.next() => {
+                let (offset, key, finished): (i64, Option<Vec<u8>>, bool) = (offset, key, finished);
+                if !finished {
+                    // Cancelled mid-retry: let the other running messages finish, start nothing.
+                    continue;
+                }
+                let (next, done_up_to) = window.finish(offset, key.as_deref());
+                if let Some(next) = next.filter(|_| !cancel.is_cancelled()) {
+                    running.push(start(next));
+                }
+                if let Some(offset) = done_up_to
+                    && done.send((partition.clone(), offset)).is_err()
+                {
+                    break;
+                }
+            }
+            message = rx.recv(), if window.len() < max_in_flight && !cancel.is_cancelled() => {
+                let Some(message) = message else { break };
+                let (offset, key) = (message.offset(), message.key().map(<[u8]>::to_vec));
+                if let Some(message) = window.admit(offset, key.as_deref(), message) {
+                    running.push(start(message));
+                }
+            }
+        }
+    }
+}
+
+/// The result of one attempt at a message.
+enum Step {
+    Done,
+    /// Try the same message again here, after a backoff (our own infrastructure failed).
+    Again(String),
+}
+
+/// Handles one message until it is done (true) or the worker is cancelled mid-retry (false).
+async fn process<H: EventHandler>(env: &WorkerEnv<H>, message: OwnedMessage, cancel: &CancellationToken) -> bool {
+    let context = context_of(&message);
+    let event_id = header(&message, headers::EVENT_ID).unwrap_or_default();
+    let span = tracing::info_span!(
+        "consume",
+        service = %env.service,
+        topic = %context.topic,
+        partition = context.partition,
+        offset = context.offset,
+        attempt = context.attempt,
+        event_id = %event_id,
+    );
+    trace::set_parent(&span, context.traceparent.as_deref());
+    let mut backoff = Backoff::default();
+    loop {
+        let attempt = trace::with_inbound(context.traceparent.clone(), attempt(env, &message, &context));
+        match attempt.instrument(span.clone()).await {
+            Step::Done => return true,
+            Step::Again(reason) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(parent: &span, reason, retry_in = ?delay, "transient failure; retrying");
+                tokio::select! {
+                    () = cancel.cancelled() => return false,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// What the headers say about where a message comes from and which attempt this is.
+fn context_of(message: &OwnedMessage) -> MessageContext {
+    let millis = |name| header(message, name).and_then(|v| v.parse::<i64>().ok()).and_then(DateTime::from_timestamp_millis);
+    let now = Utc::now();
+    MessageContext {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        traceparent: header(message, headers::TRACEPARENT),
+        original_topic: header(message, headers::ORIGINAL_TOPIC).unwrap_or_else(|| message.topic().to_owned()),
+        attempt: header(message, headers::ATTEMPT).and_then(|v| v.parse().ok()).unwrap_or(1).max(1),
+        first_attempt_at: millis(headers::FIRST_ATTEMPT_AT).unwrap_or(now),
+    }
+}
+
+async fn attempt<H: EventHandler>(env: &WorkerEnv<H>, message: &OwnedMessage, context: &MessageContext) -> Step {
+    let Some(payload) = message.payload() else {
+        return dead_letter(env, message, context, "undecodable", "message has no payload").await;
+    };
+    let event = match env.producer.codec().decode(payload).await {
+        Ok(event) => event,
+        Err(DecodeError::Unavailable(reason)) => return Step::Again(reason),
+        Err(DecodeError::Malformed(reason)) => {
+            return dead_letter(env, message, context, "undecodable", &reason).await;
+        }
+    };
+    match env.handler.handle(event.clone(), context).await {
+        Ok(()) => Step::Done,
+        Err(HandlerError::Transient(reason)) => Step::Again(reason),
+        Err(HandlerError::Poison(reason)) => dead_letter(env, message, context, "poison", &reason).await,
+        Err(HandlerError::Retry(failure)) => schedule_retry(env, message, context, event, failure).await,
+    }
+}
+
+/// Sends a message whose attempt failed retryably to its next retry tier, or, past the horizon,
+/// lets the handler conclude.
+async fn schedule_retry<H: EventHandler>(
+    env: &WorkerEnv<H>,
+    message: &OwnedMessage,
+    context: &MessageContext,
+    event: ReceiptEvent,
+    failure: RetryableFailure,
+) -> Step {
+    let now = Utc::now();
+    match env.retry.next(context.attempt, context.first_attempt_at, now, failure.retry_after) {
+        NextAttempt::Exhausted => {
+            tracing::warn!(kind = %failure.kind, message = %failure.message, attempt = context.attempt, "retry horizon exceeded");
+            match env.handler.exhausted(event, context, &failure).await {
+                Ok(()) => Step::Done,
+                Err(HandlerError::Poison(reason)) => dead_letter(env, message, context, "poison", &reason).await,
+                Err(HandlerError::Transient(reason) | HandlerError::Retry(RetryableFailure { message: reason, .. })) => {
+                    Step::Again(reason)
+                }
+            }
+        }
+        NextAttempt::Tier { tier, due } => {
+            let topic = env.producer.topics().retry_tier(&env.service, &context.original_topic, tier);
+            let next_attempt = (context.attempt + 1).to_string();
+            let due_at = due.timestamp_millis().to_string();
+            let first = context.first_attempt_at.timestamp_millis().to_string();
+            let headers = forwarded_headers(message, context)
+                .insert(Header { key: headers::ATTEMPT, value: Some(next_attempt.as_bytes()) })
+                .insert(Header { key: headers::DUE_AT, value: Some(due_at.as_bytes()) })
+                .insert(Header { key: headers::FIRST_ATTEMPT_AT, value: Some(first.as_bytes()) })
+                .insert(Header { key: headers::ERROR_KIND, value: Some(failure.kind.as_bytes()) })
+                .insert(Header { key: headers::ERROR_MESSAGE, value: Some(truncated(&failure.message).as_bytes()) });
+            let (key, payload) = (message.key().unwrap_or_default(), message.payload().unwrap_or_default());
+            match env.producer.send(&topic, key, payload, headers).await {
+                Ok(_) => {
+                    tracing::info!(
+                        retry_topic = %topic,
+                        next_attempt = context.attempt + 1,
+                        due = %due,
+                        kind = %failure.kind,
+                        message = %failure.message,
+                        "retry scheduled"
+                    );
+                    Step::Done
+                }
+                Err(error) => Step::Again(format!("retry produce failed: {error}")),
+            }
+        }
+    }
+}
+
+/// Copies `message` to the service's dead-letter topic for its original topic.
+async fn dead_letter<H>(
+    env: &WorkerEnv<H>,
+    message: &OwnedMessage,
+    context: &MessageContext,
+    kind: &str,
+    reason: &str,
+) -> Step {
+    let topic = env.producer.topics().dead_letter(&env.service, &context.original_topic);
+    tracing::error!(dead_letter_topic = %topic, error_kind = kind, reason, "dead-lettering message");
+    let attempt = context.attempt.to_string();
+    let failed_at = Utc::now().timestamp_millis().to_string();
+    let headers = forwarded_headers(message, context)
+        .insert(Header { key: headers::ATTEMPT, value: Some(attempt.as_bytes()) })
+        .insert(Header { key: headers::ERROR_KIND, value: Some(kind.as_bytes()) })
+        .insert(Header { key: headers::ERROR_MESSAGE, value: Some(truncated(reason).as_bytes()) })
+        .insert(Header { key: headers::FAILED_AT, value: Some(failed_at.as_bytes()) });
+    let (key, payload) = (message.key().unwrap_or_default(), message.payload().unwrap_or_default());
+    match env.producer.send(&topic, key, payload, headers).await {
+        Ok(_) => Step::Done,
+        Err(error) => Step::Again(format!("dead-letter produce failed: {error}")),
+    }
+}
+
+/// The message's own headers (event id, trace context, ...) without the retry bookkeeping, plus
+/// where it originally came from.
+fn forwarded_headers(message: &OwnedMessage, context: &MessageContext) -> OwnedHeaders {
+    let mut out = OwnedHeaders::new();
+    if let Some(original) = message.headers() {
+        for h in original.iter().filter(|h| !headers::RETRY_BOOKKEEPING.contains(&h.key)) {
+            out = out.insert(Header { key: h.key, value: h.value });
+        }
+    }
+    // The first hop records the source position; later hops keep it.
+    let partition = header(message, headers::ORIGINAL_PARTITION).unwrap_or_else(|| context.partition.to_string());
+    let offset = header(message, headers::ORIGINAL_OFFSET).unwrap_or_else(|| context.offset.to_string());
+    out.insert(Header { key: headers::ORIGINAL_TOPIC, value: Some(context.original_topic.as_bytes()) })
+        .insert(Header { key: headers::ORIGINAL_PARTITION, value: Some(partition.as_bytes()) })
+        .insert(Header { key: headers::ORIGINAL_OFFSET, value: Some(offset.as_bytes()) })
+}
+
+fn truncated(text: &str) -> &str {
+    if text.len() <= headers::MAX_ERROR_MESSAGE {
+        return text;
+    }
+    let mut cut = headers::MAX_ERROR_MESSAGE;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
+pub(super) fn header(message: &OwnedMessage, name: &str) -> Option<String> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::to_owned)
+}
+
+/// Exponential backoff from 100 ms, doubling, capped at 10 s, with ±20% jitter.
+#[derive(Debug, Default)]
+struct Backoff {
+    attempts: u32,
+}
+
+impl Backoff {
+    fn next_delay(&mut self) -> Duration {
+        let base = 100u64.saturating_mul(1 << self.attempts.min(7)).min(10_000);
+        self.attempts = self.attempts.saturating_add(1);
+        let jitter = rand::random_range(0.8..1.2);
+        Duration::from_millis((base as f64 * jitter) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let mut backoff = Backoff::default();
+        let delays: Vec<Duration> = (0..12).map(|_| backoff.next_delay()).collect();
+        assert!(delays[0] >= Duration::from_millis(80) && delays[0] <= Duration::from_millis(120));
+        assert!(delays[3] > delays[0]);
+        assert!(delays.iter().all(|d| *d <= Duration::from_millis(12_000)));
+        assert!(delays[11] >= Duration::from_millis(8_000));
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        let text = "é".repeat(headers::MAX_ERROR_MESSAGE);
+        let cut = truncated(&text);
+        assert!(cut.len() <= headers::MAX_ERROR_MESSAGE);
+        assert!(text.starts_with(cut));
+        assert_eq!(truncated("short"), "short");
+    }
+}
