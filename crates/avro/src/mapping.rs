@@ -41,14 +41,20 @@ pub fn event_to_value(event: &ReceiptEvent) -> Value {
             let r = &e.registration;
             fields.push(("registry", string(r.registry.as_str())));
             fields.push(("registration_id", string(&r.registration_id)));
-            fields.push(("registered_at", Value::TimestampMillis(r.registered_at.timestamp_millis())));
+            fields.push((
+                "registered_at",
+                Value::TimestampMillis(r.registered_at.timestamp_millis()),
+            ));
         }
         ReceiptEvent::RegistrationFailed(e) => {
             let f = &e.failure;
             fields.push(("registry", string(f.registry.as_str())));
             fields.push(("code", string(&f.code)));
             fields.push(("reason", string(&f.reason)));
-            fields.push(("failed_at", Value::TimestampMillis(f.failed_at.timestamp_millis())));
+            fields.push((
+                "failed_at",
+                Value::TimestampMillis(f.failed_at.timestamp_millis()),
+            ));
         }
         ReceiptEvent::StatusChanged(e) => {
             fields.push(("from_status", string(e.from.as_str())));
@@ -136,7 +142,8 @@ pub fn event_from_value(kind: EventKind, value: Value) -> Result<ReceiptEvent, D
                         registry: registry(&r)?,
                         registration_id: r.str("registration_id")?.to_owned(),
                         registered_at: r.timestamp("registered_at")?,
-                        attempts: u32::try_from(r.int("attempts")?).map_err(malformed("attempts"))?,
+                        attempts: u32::try_from(r.int("attempts")?)
+                            .map_err(malformed("attempts"))?,
                     })
                 })
                 .collect::<Result<_, DecodeError>>()?,
@@ -150,7 +157,8 @@ pub fn event_from_value(kind: EventKind, value: Value) -> Result<ReceiptEvent, D
                         code: f.str("code")?.to_owned(),
                         reason: f.str("reason")?.to_owned(),
                         failed_at: f.timestamp("failed_at")?,
-                        attempts: u32::try_from(f.int("attempts")?).map_err(malformed("attempts"))?,
+                        attempts: u32::try_from(f.int("attempts")?)
+                            .map_err(malformed("attempts"))?,
                     })
                 })
                 .collect::<Result<_, DecodeError>>()?,
@@ -180,7 +188,11 @@ fn reasons_from(fields: &Fields) -> Result<Vec<Reason>, DecodeError> {
         .iter()
         .map(|v| {
             let r = Fields::of(v.clone(), "reason")?;
-            Ok(Reason::new(r.str("path")?, r.str("code")?, r.str("message")?))
+            Ok(Reason::new(
+                r.str("path")?,
+                r.str("code")?,
+                r.str("message")?,
+            ))
         })
         .collect()
 }
@@ -189,8 +201,14 @@ fn registration_value(r: &Registration) -> Value {
     record(vec![
         ("registry", string(r.registry.as_str())),
         ("registration_id", string(&r.registration_id)),
-        ("registered_at", Value::TimestampMillis(r.registered_at.timestamp_millis())),
-        ("attempts", Value::Int(i32::try_from(r.attempts).unwrap_or(i32::MAX))),
+        (
+            "registered_at",
+            Value::TimestampMillis(r.registered_at.timestamp_millis()),
+        ),
+        (
+            "attempts",
+            Value::Int(i32::try_from(r.attempts).unwrap_or(i32::MAX)),
+        ),
     ])
 }
 
@@ -199,8 +217,14 @@ fn failure_value(f: &RegistrationFailure) -> Value {
         ("registry", string(f.registry.as_str())),
         ("code", string(&f.code)),
         ("reason", string(&f.reason)),
-        ("failed_at", Value::TimestampMillis(f.failed_at.timestamp_millis())),
-        ("attempts", Value::Int(i32::try_from(f.attempts).unwrap_or(i32::MAX))),
+        (
+            "failed_at",
+            Value::TimestampMillis(f.failed_at.timestamp_millis()),
+        ),
+        (
+            "attempts",
+            Value::Int(i32::try_from(f.attempts).unwrap_or(i32::MAX)),
+        ),
     ])
 }
 
@@ -210,7 +234,8 @@ fn registry(fields: &Fields) -> Result<RegistryName, DecodeError> {
 
 fn status(fields: &Fields, name: &'static str) -> Result<Status, DecodeError> {
     let text = fields.str(name)?;
-    Status::parse(text).ok_or_else(|| DecodeError::Malformed(format!("field {name}: unknown status {text:?}")))
+    Status::parse(text)
+        .ok_or_else(|| DecodeError::Malformed(format!("field {name}: unknown status {text:?}")))
 }
 
 fn callback_url(fields: &Fields) -> Result<Option<CallbackUrl>, DecodeError> {
@@ -593,22 +618,30 @@ mod tests {
             }
             .into(),
             Registered {
-                meta: EventMeta { attempt: 3, ..meta() },
+                meta: EventMeta {
+                    attempt: 3,
+                    ..meta()
+                },
                 registration: Registration {
                     registry: RegistryName::parse("tax").expect("name"),
                     registration_id: "TX-2026-00000042".into(),
-                    registered_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_123).expect("time"),
+                    registered_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_123)
+                        .expect("time"),
                     attempts: 3,
                 },
             }
             .into(),
             RegistrationFailed {
-                meta: EventMeta { attempt: 2, ..meta() },
+                meta: EventMeta {
+                    attempt: 2,
+                    ..meta()
+                },
                 failure: RegistrationFailure {
                     registry: RegistryName::parse("logistics").expect("name"),
                     code: "rejected-by-registry".into(),
                     reason: "sender is not registered for shipping".into(),
-                    failed_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_456).expect("time"),
+                    failed_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_456)
+                        .expect("time"),
                     attempts: 2,
                 },
             }
@@ -623,14 +656,16 @@ mod tests {
                 registrations: vec![Registration {
                     registry: RegistryName::parse("tax").expect("name"),
                     registration_id: "TX-1".into(),
-                    registered_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_000).expect("time"),
+                    registered_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_000)
+                        .expect("time"),
                     attempts: 1,
                 }],
                 failures: vec![RegistrationFailure {
                     registry: RegistryName::parse("logistics").expect("name"),
                     code: "horizon-exceeded".into(),
                     reason: "503".into(),
-                    failed_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_999).expect("time"),
+                    failed_at: chrono::DateTime::from_timestamp_millis(1_795_000_000_999)
+                        .expect("time"),
                     attempts: 7,
                 }],
             }
@@ -647,7 +682,8 @@ mod tests {
             }
             .into(),
         ];
-        let kinds: std::collections::HashSet<EventKind> = events.iter().map(ReceiptEvent::kind).collect();
+        let kinds: std::collections::HashSet<EventKind> =
+            events.iter().map(ReceiptEvent::kind).collect();
         assert_eq!(kinds.len(), EventKind::ALL.len(), "every kind is covered");
         for event in events {
             assert_eq!(round_trip(&event), event);

@@ -9,7 +9,8 @@ const SUBMITTED: &str = include_str!("../../../proto-schemas/receipt-submitted.a
 const VALIDATED: &str = include_str!("../../../proto-schemas/receipt-validated.avsc");
 const REJECTED: &str = include_str!("../../../proto-schemas/receipt-rejected.avsc");
 const REGISTERED: &str = include_str!("../../../proto-schemas/receipt-registered.avsc");
-const REGISTRATION_FAILED: &str = include_str!("../../../proto-schemas/receipt-registration-failed.avsc");
+const REGISTRATION_FAILED: &str =
+    include_str!("../../../proto-schemas/receipt-registration-failed.avsc");
 const STATUS_CHANGED: &str = include_str!("../../../proto-schemas/receipt-status-changed.avsc");
 
 /// The schema text of an event kind, as registered.

@@ -9,7 +9,9 @@ use sha2::{Digest, Sha256};
 
 use crate::registry::{Registration, RegistrationFailure, RegistryName};
 use crate::state::Fact;
-use crate::{CallbackUrl, EventId, IdempotencyKey, NormalizedReceipt, Reason, ReceiptId, Status, TenantId};
+use crate::{
+    CallbackUrl, EventId, IdempotencyKey, NormalizedReceipt, Reason, ReceiptId, Status, TenantId,
+};
 
 /// Envelope fields every event has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,7 +27,13 @@ pub struct EventMeta {
 impl EventMeta {
     /// Envelope for a new event about `receipt_id`, happening now.
     pub fn new(receipt_id: ReceiptId, tenant_id: TenantId) -> Self {
-        Self { event_id: EventId::new(), receipt_id, tenant_id, occurred_at: now_millis(), attempt: 1 }
+        Self {
+            event_id: EventId::new(),
+            receipt_id,
+            tenant_id,
+            occurred_at: now_millis(),
+            attempt: 1,
+        }
     }
 
     /// Envelope for the event that `step` derives from `cause`. The id is a UUIDv7 whose time
@@ -46,13 +54,19 @@ impl EventMeta {
     /// Envelope for the one event of kind `step` a receipt can have, whoever emits it: the id
     /// depends only on the receipt and `step`, so the same outcome reported along two paths (a
     /// registrar's call and the registry's callback) is one event.
-    pub fn for_receipt(receipt_id: ReceiptId, tenant_id: TenantId, step: &str, attempt: u32) -> Self {
+    pub fn for_receipt(
+        receipt_id: ReceiptId,
+        tenant_id: TenantId,
+        step: &str,
+        attempt: u32,
+    ) -> Self {
         let uuid = receipt_id.as_uuid();
         let created = uuid
             .get_timestamp()
             .map(|ts| {
                 let (secs, nanos) = ts.to_unix();
-                DateTime::from_timestamp(i64::try_from(secs).unwrap_or_default(), nanos).unwrap_or_default()
+                DateTime::from_timestamp(i64::try_from(secs).unwrap_or_default(), nanos)
+                    .unwrap_or_default()
             })
             .unwrap_or_default();
         Self {
@@ -124,6 +138,25 @@ pub struct Registered {
 pub struct RegistrationFailed {
     pub meta: EventMeta,
     pub failure: RegistrationFailure,
+}
+
+impl Registered {
+    /// The one `<registry>-registered` event of a receipt: its id depends only on the receipt
+    /// and the registry, so the registrar and the registry's callback report the same event.
+    pub fn new(receipt_id: ReceiptId, tenant_id: TenantId, registration: Registration) -> Self {
+        let step = format!("{}-registered", registration.registry);
+        let meta = EventMeta::for_receipt(receipt_id, tenant_id, &step, registration.attempts);
+        Self { meta, registration }
+    }
+}
+
+impl RegistrationFailed {
+    /// The one `<registry>-failed` event of a receipt (see [`Registered::new`]).
+    pub fn new(receipt_id: ReceiptId, tenant_id: TenantId, failure: RegistrationFailure) -> Self {
+        let step = format!("{}-failed", failure.registry);
+        let meta = EventMeta::for_receipt(receipt_id, tenant_id, &step, failure.attempts);
+        Self { meta, failure }
+    }
 }
 
 /// The receipt's status changed; carries what a partner needs to know about the outcome.
@@ -292,7 +325,9 @@ impl ReceiptEvent {
             Self::Validated(_) => Some(Fact::Validated),
             Self::Rejected(_) => Some(Fact::Rejected),
             Self::Registered(e) => Some(Fact::Registered(e.registration.registry.clone())),
-            Self::RegistrationFailed(e) => Some(Fact::RegistrationFailed(e.failure.registry.clone())),
+            Self::RegistrationFailed(e) => {
+                Some(Fact::RegistrationFailed(e.failure.registry.clone()))
+            }
             Self::StatusChanged(_) => None,
         }
     }
@@ -318,7 +353,14 @@ macro_rules! into_event {
         })*
     };
 }
-into_event!(Submitted, Validated, Rejected, Registered, RegistrationFailed, StatusChanged);
+into_event!(
+    Submitted,
+    Validated,
+    Rejected,
+    Registered,
+    RegistrationFailed,
+    StatusChanged
+);
 
 #[cfg(test)]
 mod tests {
@@ -326,14 +368,20 @@ mod tests {
 
     #[test]
     fn derived_ids_are_deterministic_v7() {
-        let cause = EventMeta::new(ReceiptId::new(), TenantId::parse("dev").expect("valid tenant"));
+        let cause = EventMeta::new(
+            ReceiptId::new(),
+            TenantId::parse("dev").expect("valid tenant"),
+        );
         let a = EventMeta::derived(&cause, "validated");
         let b = EventMeta::derived(&cause, "validated");
         let c = EventMeta::derived(&cause, "rejected");
         assert_eq!(a.event_id, b.event_id);
         assert_ne!(a.event_id, c.event_id);
         assert_eq!(a.event_id.as_uuid().get_version_num(), 7);
-        assert_eq!((a.receipt_id, &a.tenant_id), (cause.receipt_id, &cause.tenant_id));
+        assert_eq!(
+            (a.receipt_id, &a.tenant_id),
+            (cause.receipt_id, &cause.tenant_id)
+        );
     }
 
     #[test]
@@ -354,10 +402,19 @@ mod tests {
     #[test]
     fn topics_are_named_as_in_the_architecture() {
         let tax = RegistryName::parse("tax").expect("name");
-        let names: Vec<String> = Topic::receipt_topics(std::slice::from_ref(&tax)).iter().map(Topic::name).collect();
+        let names: Vec<String> = Topic::receipt_topics(std::slice::from_ref(&tax))
+            .iter()
+            .map(Topic::name)
+            .collect();
         assert_eq!(
             names,
-            ["receipts.submitted", "receipts.validated", "receipts.rejected", "receipts.tax-registered", "receipts.tax-failed"]
+            [
+                "receipts.submitted",
+                "receipts.validated",
+                "receipts.rejected",
+                "receipts.tax-registered",
+                "receipts.tax-failed"
+            ]
         );
         assert_eq!(Topic::StatusChanged.name(), "receipts.status-changed");
         for kind in EventKind::ALL {

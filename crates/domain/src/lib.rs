@@ -13,8 +13,8 @@ pub mod state;
 
 pub use document::{DocumentError, DocumentFormat};
 pub use event::{
-    EventKind, EventMeta, ReceiptEvent, Registered, RegistrationFailed, Rejected, StatusChanged, Submitted, Topic,
-    Validated,
+    EventKind, EventMeta, ReceiptEvent, Registered, RegistrationFailed, Rejected, StatusChanged,
+    Submitted, Topic, Validated,
 };
 pub use idempotency::{IdempotencyDecision, RequestFingerprint};
 pub use ids::{CallbackUrl, EventId, IdError, IdempotencyKey, ReceiptId, TenantId};

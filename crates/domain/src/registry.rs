@@ -21,8 +21,13 @@ impl RegistryName {
     pub fn parse(s: &str) -> Result<Self, InvalidRegistryName> {
         let valid = (1..=32).contains(&s.len())
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if valid { Ok(Self(s.to_owned())) } else { Err(InvalidRegistryName(s.chars().take(64).collect())) }
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if valid {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidRegistryName(s.chars().take(64).collect()))
+        }
     }
 
     pub fn as_str(&self) -> &str {

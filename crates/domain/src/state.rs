@@ -28,7 +28,13 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Received, Status::Validated, Status::Rejected, Status::Accepted, Status::Failed];
+    pub const ALL: [Status; 5] = [
+        Status::Received,
+        Status::Validated,
+        Status::Rejected,
+        Status::Accepted,
+        Status::Failed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,7 +82,9 @@ pub struct StatusPolicy {
 
 impl StatusPolicy {
     pub fn new(required: impl IntoIterator<Item = RegistryName>) -> Self {
-        Self { required_registries: required.into_iter().collect() }
+        Self {
+            required_registries: required.into_iter().collect(),
+        }
     }
 
     pub fn required(&self) -> impl Iterator<Item = &RegistryName> {
@@ -92,7 +100,11 @@ impl StatusPolicy {
 impl Default for StatusPolicy {
     /// The tax authority and the logistics provider.
     fn default() -> Self {
-        Self::new(["tax", "logistics"].into_iter().filter_map(|n| RegistryName::parse(n).ok()))
+        Self::new(
+            ["tax", "logistics"]
+                .into_iter()
+                .filter_map(|n| RegistryName::parse(n).ok()),
+        )
     }
 }
 
@@ -152,7 +164,10 @@ impl ReceiptState {
                 self.failed.insert(r.clone());
             }
         }
-        Transition { from, to: self.status(policy) }
+        Transition {
+            from,
+            to: self.status(policy),
+        }
     }
 }
 
@@ -171,8 +186,10 @@ mod tests {
             Just(Fact::Submitted),
             Just(Fact::Validated),
             Just(Fact::Rejected),
-            prop::sample::select(vec!["tax", "logistics", "other"]).prop_map(|r| Fact::Registered(registry(r))),
-            prop::sample::select(vec!["tax", "logistics"]).prop_map(|r| Fact::RegistrationFailed(registry(r))),
+            prop::sample::select(vec!["tax", "logistics", "other"])
+                .prop_map(|r| Fact::Registered(registry(r))),
+            prop::sample::select(vec!["tax", "logistics"])
+                .prop_map(|r| Fact::RegistrationFailed(registry(r))),
         ]
     }
 
@@ -192,22 +209,50 @@ mod tests {
     #[test]
     fn the_paths_of_a_receipt() {
         use Fact::*;
-        let (tax, logistics) = (Registered(registry("tax")), Registered(registry("logistics")));
+        let (tax, logistics) = (
+            Registered(registry("tax")),
+            Registered(registry("logistics")),
+        );
         assert_eq!(status(&[Submitted]), Status::Received);
         assert_eq!(status(&[Submitted, Validated]), Status::Validated);
         assert_eq!(status(&[Submitted, Rejected]), Status::Rejected);
-        assert_eq!(status(&[Submitted, Validated, tax.clone()]), Status::Validated, "one registry is not enough");
-        assert_eq!(status(&[Submitted, Validated, tax.clone(), logistics.clone()]), Status::Accepted);
-        assert_eq!(status(&[logistics.clone(), tax.clone(), Validated, Submitted]), Status::Accepted, "any order");
-        assert_eq!(status(&[Submitted, tax, logistics]), Status::Received, "registered but not (yet) known valid");
-        assert_eq!(status(&[Submitted, Validated, RegistrationFailed(registry("tax"))]), Status::Failed);
+        assert_eq!(
+            status(&[Submitted, Validated, tax.clone()]),
+            Status::Validated,
+            "one registry is not enough"
+        );
+        assert_eq!(
+            status(&[Submitted, Validated, tax.clone(), logistics.clone()]),
+            Status::Accepted
+        );
+        assert_eq!(
+            status(&[logistics.clone(), tax.clone(), Validated, Submitted]),
+            Status::Accepted,
+            "any order"
+        );
+        assert_eq!(
+            status(&[Submitted, tax, logistics]),
+            Status::Received,
+            "registered but not (yet) known valid"
+        );
+        assert_eq!(
+            status(&[Submitted, Validated, RegistrationFailed(registry("tax"))]),
+            Status::Failed
+        );
     }
 
     #[test]
     fn precedence_of_terminal_statuses() {
         use Fact::*;
-        assert_eq!(status(&[Validated, Rejected, RegistrationFailed(registry("tax"))]), Status::Rejected);
-        let all = [Validated, Registered(registry("tax")), Registered(registry("logistics"))];
+        assert_eq!(
+            status(&[Validated, Rejected, RegistrationFailed(registry("tax"))]),
+            Status::Rejected
+        );
+        let all = [
+            Validated,
+            Registered(registry("tax")),
+            Registered(registry("logistics")),
+        ];
         let mut failed = all.to_vec();
         failed.push(RegistrationFailed(registry("logistics")));
         assert_eq!(status(&failed), Status::Failed);
@@ -238,7 +283,9 @@ mod tests {
 
     #[test]
     fn old_stored_states_still_read() {
-        let old: ReceiptState = serde_json::from_str(r#"{"submitted":true,"validated":true,"rejected":false}"#).expect("reads");
+        let old: ReceiptState =
+            serde_json::from_str(r#"{"submitted":true,"validated":true,"rejected":false}"#)
+                .expect("reads");
         assert!(old.registered.is_empty() && old.validated);
     }
 

@@ -17,6 +17,8 @@ pub const FIRST_ATTEMPT_AT: &str = "first_attempt_at";
 pub const ERROR_KIND: &str = "error_kind";
 pub const ERROR_MESSAGE: &str = "error_message";
 pub const FAILED_AT: &str = "failed_at";
+/// On a replayed dead letter: `<dead-letter topic>:<partition>:<offset>` it was replayed from.
+pub const REPLAYED_FROM: &str = "replayed_from";
 
 /// Longest error message copied into a header.
 pub const MAX_ERROR_MESSAGE: usize = 1024;
@@ -32,4 +34,5 @@ pub const RETRY_BOOKKEEPING: &[&str] = &[
     ERROR_KIND,
     ERROR_MESSAGE,
     FAILED_AT,
+    REPLAYED_FROM,
 ];

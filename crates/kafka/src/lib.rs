@@ -5,6 +5,7 @@
 
 mod config;
 pub mod consumer;
+pub mod dead_letters;
 mod error;
 pub mod headers;
 mod producer;

@@ -51,7 +51,10 @@ impl EventProducer {
     /// startup rather than on the first event.
     pub async fn register_schemas(&self, topics: &[Topic]) -> Result<()> {
         for topic in topics {
-            let id = self.codec.register(&self.topics.of(topic), topic.kind()).await?;
+            let id = self
+                .codec
+                .register(&self.topics.of(topic), topic.kind())
+                .await?;
             tracing::debug!(%topic, schema_id = id, "schema registered");
         }
         Ok(())

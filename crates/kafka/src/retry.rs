@@ -51,7 +51,10 @@ impl RetryPolicy {
     /// A single tier without delay: what services without retries use, so that a dead-letter
     /// replay still has a retry topic to go to.
     pub fn replay_only() -> Self {
-        Self { ladder: vec![Duration::ZERO], horizon: Duration::from_secs(36 * 3600) }
+        Self {
+            ladder: vec![Duration::ZERO],
+            horizon: Duration::from_secs(36 * 3600),
+        }
     }
 
     /// The number of retry tiers (topics).
@@ -68,7 +71,9 @@ impl RetryPolicy {
         now: DateTime<Utc>,
         retry_after: Option<Duration>,
     ) -> NextAttempt {
-        let tier = usize::try_from(attempt).unwrap_or(usize::MAX).clamp(1, self.tiers());
+        let tier = usize::try_from(attempt)
+            .unwrap_or(usize::MAX)
+            .clamp(1, self.tiers());
         let step = self.ladder.get(tier - 1).copied().unwrap_or_default();
         let delay = step.max(retry_after.unwrap_or_default());
         let due = now + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
@@ -88,7 +93,11 @@ mod durations {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(ladder: &[Duration], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(ladder.iter().map(|d| humantime::format_duration(*d).to_string()))
+        s.collect_seq(
+            ladder
+                .iter()
+                .map(|d| humantime::format_duration(*d).to_string()),
+        )
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
@@ -125,31 +134,59 @@ mod tests {
     #[test]
     fn retry_after_wins_when_longer() {
         let policy = RetryPolicy::default();
-        let NextAttempt::Tier { due, .. } = policy.next(1, at(0), at(0), Some(Duration::from_secs(90))) else {
+        let NextAttempt::Tier { due, .. } =
+            policy.next(1, at(0), at(0), Some(Duration::from_secs(90)))
+        else {
             panic!("not exhausted")
         };
         assert_eq!((due - at(0)).num_seconds(), 90);
-        let NextAttempt::Tier { due, .. } = policy.next(1, at(0), at(0), Some(Duration::from_secs(2))) else {
+        let NextAttempt::Tier { due, .. } =
+            policy.next(1, at(0), at(0), Some(Duration::from_secs(2)))
+        else {
             panic!("not exhausted")
         };
-        assert_eq!((due - at(0)).num_seconds(), 10, "the ladder's step is the minimum");
+        assert_eq!(
+            (due - at(0)).num_seconds(),
+            10,
+            "the ladder's step is the minimum"
+        );
     }
 
     #[test]
     fn the_horizon_ends_retries() {
-        let policy = RetryPolicy { horizon: Duration::from_secs(36 * 3600), ..RetryPolicy::default() };
-        assert!(matches!(policy.next(40, at(0), at(35 * 3600), None), NextAttempt::Tier { .. }));
-        assert_eq!(policy.next(41, at(0), at(35 * 3600 + 1), None), NextAttempt::Exhausted);
+        let policy = RetryPolicy {
+            horizon: Duration::from_secs(36 * 3600),
+            ..RetryPolicy::default()
+        };
+        assert!(matches!(
+            policy.next(40, at(0), at(35 * 3600), None),
+            NextAttempt::Tier { .. }
+        ));
+        assert_eq!(
+            policy.next(41, at(0), at(35 * 3600 + 1), None),
+            NextAttempt::Exhausted
+        );
     }
 
     #[test]
     fn ladders_read_from_config() {
         let policy: RetryPolicy =
-            serde_json::from_str(r#"{"ladder": ["200ms", "1s", "2m"], "horizon": "5s"}"#).expect("parses");
-        assert_eq!(policy.ladder, [Duration::from_millis(200), Duration::from_secs(1), Duration::from_secs(120)]);
+            serde_json::from_str(r#"{"ladder": ["200ms", "1s", "2m"], "horizon": "5s"}"#)
+                .expect("parses");
+        assert_eq!(
+            policy.ladder,
+            [
+                Duration::from_millis(200),
+                Duration::from_secs(1),
+                Duration::from_secs(120)
+            ]
+        );
         assert_eq!(policy.horizon, Duration::from_secs(5));
         assert!(serde_json::from_str::<RetryPolicy>(r#"{"ladder": ["soon"]}"#).is_err());
         let json = serde_json::to_string(&RetryPolicy::default()).expect("serializes");
-        assert_eq!(serde_json::from_str::<RetryPolicy>(&json).expect("round trip"), RetryPolicy::default());
+        assert_eq!(
+            serde_json::from_str::<RetryPolicy>(&json).expect("round trip"),
+            RetryPolicy::default()
+        );
     }
 }

@@ -4,10 +4,12 @@
 
 pub mod cli;
 pub mod config;
+mod secret;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use cli::{ServiceArgs, exit_code};
 pub use config::{ConfigError, load_config};
+pub use secret::Secret;
 pub use shutdown::shutdown_on_signal;
 pub use telemetry::{LogFormat, Telemetry, TelemetryConfig, TelemetryError};

@@ -6,6 +6,9 @@
 //! so the functions may share one database and run in parallel. They panic on a violation, like
 //! any test.
 //!
+//! Stores are opened with [`StatusPolicy::default`] (tax and logistics required), except by the
+//! functions that take a factory to open stores with policies of their own.
+//!
 //! Compiled for this crate's tests and, for other crates, behind the `conformance` feature.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,8 +19,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use receipts_domain::event::now_millis;
 use receipts_domain::{
     CallbackUrl, DocumentFormat, EventId, EventKind, EventMeta, IdempotencyKey, NormalizedReceipt,
-    Reason, ReceiptEvent, ReceiptId, ReceiptState, Rejected, RequestFingerprint, Status, Submitted,
-    TenantId, Transition, Validated,
+    Reason, ReceiptEvent, ReceiptId, ReceiptState, Registered, Registration, RegistrationFailed,
+    RegistrationFailure, RegistryName, Rejected, RequestFingerprint, Status, StatusChanged,
+    StatusPolicy, Submitted, TenantId, Transition, Validated,
 };
 use uuid::Uuid;
 
@@ -35,6 +39,16 @@ pub const RECEIPT_TYPE: &str = "retail-receipt/v1";
 
 /// The document fixture submissions carry, unless told otherwise.
 pub const SAMPLE_DOCUMENT: &[u8] = br#"{"receipt_number": "R-2024-0001",  "total": "5.00"}"#;
+
+/// The registries of [`StatusPolicy::default`], which stores under test are opened with unless a
+/// function says otherwise.
+pub const TAX: &str = "tax";
+pub const LOGISTICS: &str = "logistics";
+
+/// A registry name.
+pub fn registry(name: &str) -> RegistryName {
+    RegistryName::parse(name).expect("valid registry name")
+}
 
 /// A tenant id no other test uses.
 pub fn unique_tenant() -> TenantId {
@@ -82,7 +96,8 @@ pub fn sample_reasons() -> Vec<Reason> {
 }
 
 /// Builds the events of one receipt. Events get fresh ids and occur in pipeline order: the
-/// submission at `submitted_at`, validation outcomes one second later.
+/// submission at `submitted_at`, validation outcomes one second later, registration outcomes
+/// two seconds later.
 #[derive(Debug, Clone)]
 pub struct ReceiptFixture {
     pub tenant: TenantId,
@@ -157,34 +172,97 @@ impl ReceiptFixture {
         }
     }
 
+    /// `name` registered the receipt (registration id `<name>-<receipt id>`) at the first
+    /// attempt.
+    pub fn registered(&self, name: &str) -> Registered {
+        let meta = self.meta(TimeDelta::seconds(2));
+        Registered {
+            registration: Registration {
+                registry: registry(name),
+                registration_id: format!("{name}-{}", self.receipt_id),
+                registered_at: meta.occurred_at,
+                attempts: meta.attempt,
+            },
+            meta,
+        }
+    }
+
+    /// `name` refused the receipt, at the second attempt. (On the wire a registration's
+    /// attempts are the event's `meta.attempt`, so the two agree.)
+    pub fn registration_failed(&self, name: &str) -> RegistrationFailed {
+        let meta = EventMeta {
+            attempt: 2,
+            ..self.meta(TimeDelta::seconds(2))
+        };
+        RegistrationFailed {
+            failure: RegistrationFailure {
+                registry: registry(name),
+                code: receipts_domain::registry::failure_code::REJECTED_BY_REGISTRY.to_owned(),
+                reason: format!("{name} refused the seller's tax id"),
+                failed_at: meta.occurred_at,
+                attempts: meta.attempt,
+            },
+            meta,
+        }
+    }
+
+    /// A status change (which states no new fact: stores ignore it).
+    pub fn status_changed(&self) -> StatusChanged {
+        StatusChanged {
+            meta: self.meta(TimeDelta::seconds(3)),
+            from: Status::Received,
+            to: Status::Validated,
+            receipt_type: RECEIPT_TYPE.to_owned(),
+            callback_url: None,
+            reasons: Vec::new(),
+            registrations: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// An event of `kind`; registration outcomes are the tax registry's.
     pub fn event(&self, kind: EventKind) -> ReceiptEvent {
         match kind {
             EventKind::Submitted => self.submitted().into(),
             EventKind::Validated => self.validated().into(),
             EventKind::Rejected => self.rejected().into(),
+            EventKind::Registered => self.registered(TAX).into(),
+            EventKind::RegistrationFailed => self.registration_failed(TAX).into(),
+            EventKind::StatusChanged => self.status_changed().into(),
         }
+    }
+}
+
+/// The kinds of event that state a fact about their receipt (all but `status_changed`).
+pub fn fact_kinds() -> impl Iterator<Item = EventKind> {
+    EventKind::ALL
+        .into_iter()
+        .filter(|&k| k != EventKind::StatusChanged)
+}
+
+/// An event's envelope, to change.
+pub fn meta_mut(event: &mut ReceiptEvent) -> &mut EventMeta {
+    match event {
+        ReceiptEvent::Submitted(e) => &mut e.meta,
+        ReceiptEvent::Validated(e) => &mut e.meta,
+        ReceiptEvent::Rejected(e) => &mut e.meta,
+        ReceiptEvent::Registered(e) => &mut e.meta,
+        ReceiptEvent::RegistrationFailed(e) => &mut e.meta,
+        ReceiptEvent::StatusChanged(e) => &mut e.meta,
     }
 }
 
 /// The same event (same event id, same data) about another receipt.
 pub fn retarget(event: &ReceiptEvent, receipt_id: ReceiptId) -> ReceiptEvent {
     let mut event = event.clone();
-    match &mut event {
-        ReceiptEvent::Submitted(e) => e.meta.receipt_id = receipt_id,
-        ReceiptEvent::Validated(e) => e.meta.receipt_id = receipt_id,
-        ReceiptEvent::Rejected(e) => e.meta.receipt_id = receipt_id,
-    }
+    meta_mut(&mut event).receipt_id = receipt_id;
     event
 }
 
 /// The same event about the same receipt, claimed by another tenant.
 pub fn with_tenant(event: &ReceiptEvent, tenant: &TenantId) -> ReceiptEvent {
     let mut event = event.clone();
-    match &mut event {
-        ReceiptEvent::Submitted(e) => e.meta.tenant_id = tenant.clone(),
-        ReceiptEvent::Validated(e) => e.meta.tenant_id = tenant.clone(),
-        ReceiptEvent::Rejected(e) => e.meta.tenant_id = tenant.clone(),
-    }
+    meta_mut(&mut event).tenant_id = tenant.clone();
     event
 }
 
@@ -207,19 +285,24 @@ struct Converged {
     status: Status,
     state: ReceiptState,
     version: u64,
-    receipt_type: String,
+    receipt_type: Option<String>,
     content_type: Option<String>,
     callback_url: Option<String>,
     received_at: Option<DateTime<Utc>>,
     reasons: Vec<Reason>,
     receipt: Option<NormalizedReceipt>,
-    timeline: BTreeSet<(EventId, EventKind, DateTime<Utc>)>,
+    registrations: Vec<Registration>,
+    failures: Vec<RegistrationFailure>,
+    timeline: BTreeSet<TimelineKey>,
 }
+
+/// A timeline entry without its wall-clock and order-dependent parts.
+type TimelineKey = (EventId, EventKind, DateTime<Utc>, Option<RegistryName>);
 
 fn converged(record: &ReceiptRecord) -> Converged {
     Converged {
         status: record.status,
-        state: record.state,
+        state: record.state.clone(),
         version: record.version,
         receipt_type: record.receipt_type.clone(),
         content_type: record.content_type.clone(),
@@ -227,10 +310,12 @@ fn converged(record: &ReceiptRecord) -> Converged {
         received_at: record.received_at,
         reasons: record.reasons.clone(),
         receipt: record.receipt.clone(),
+        registrations: record.registrations.clone(),
+        failures: record.failures.clone(),
         timeline: record
             .timeline
             .iter()
-            .map(|e| (e.event_id, e.event, e.occurred_at))
+            .map(|e| (e.event_id, e.event, e.occurred_at, e.registry.clone()))
             .collect(),
     }
 }
@@ -253,6 +338,14 @@ async fn record<S: StatusStore>(store: &S, tenant: &TenantId, id: ReceiptId) -> 
 
 fn applied(from: Status, to: Status) -> Applied {
     Applied::Applied(Transition { from, to })
+}
+
+fn duplicate(from: Status, to: Status) -> Applied {
+    Applied::Duplicate(Transition { from, to })
+}
+
+fn is_duplicate(applied: Applied) -> bool {
+    matches!(applied, Applied::Duplicate(_))
 }
 
 fn assert_timeline_ordered(record: &ReceiptRecord) {
@@ -335,15 +428,18 @@ pub async fn reserve_is_first_writer_wins<S: StatusStore>(store: &S) {
 // Applying events
 // ---------------------------------------------------------------------------------------------
 
-/// Whatever event of a receipt arrives first creates it, at version 1, with that event's data.
+/// Whatever fact-stating event of a receipt arrives first creates it, at version 1, with that
+/// event's data; a registration creates it without a receipt type.
 pub async fn apply_creates_receipt_from_any_first_event<S: StatusStore>(store: &S) {
-    for kind in EventKind::ALL {
+    for kind in fact_kinds() {
         let fx = ReceiptFixture::new();
         let event = fx.event(kind);
         let expected = match kind {
-            EventKind::Submitted => Status::Received,
+            EventKind::Submitted | EventKind::Registered => Status::Received,
             EventKind::Validated => Status::Validated,
             EventKind::Rejected => Status::Rejected,
+            EventKind::RegistrationFailed => Status::Failed,
+            EventKind::StatusChanged => unreachable!("not a fact"),
         };
         assert_eq!(
             apply(store, event.clone()).await,
@@ -355,9 +451,16 @@ pub async fn apply_creates_receipt_from_any_first_event<S: StatusStore>(store: &
         assert_eq!((r.id, &r.tenant_id), (fx.receipt_id, &fx.tenant), "{kind}");
         assert_eq!((r.status, r.version), (expected, 1), "{kind}");
         let mut state = ReceiptState::default();
-        state.apply(kind);
+        state.apply(
+            &event.fact().expect("a fact-stating event"),
+            &StatusPolicy::default(),
+        );
         assert_eq!(r.state, state, "{kind}");
-        assert_eq!(r.receipt_type, RECEIPT_TYPE, "{kind}");
+        assert_eq!(
+            r.receipt_type.as_deref(),
+            event.receipt_type(),
+            "{kind}: the type only if the event names one"
+        );
         assert_eq!(r.timeline.len(), 1, "{kind}");
         let entry = &r.timeline[0];
         assert_eq!(
@@ -375,6 +478,19 @@ pub async fn apply_creates_receipt_from_any_first_event<S: StatusStore>(store: &
             .document(&fx.tenant, fx.receipt_id)
             .await
             .expect("document()");
+        if !matches!(event, ReceiptEvent::Submitted(_)) {
+            assert_eq!(
+                document, None,
+                "{kind}: no document before the submission is recorded"
+            );
+            assert_eq!((r.content_type.as_ref(), r.received_at), (None, None));
+        }
+        if !matches!(event, ReceiptEvent::Registered(_)) {
+            assert!(r.registrations.is_empty(), "{kind}");
+        }
+        if !matches!(event, ReceiptEvent::RegistrationFailed(_)) {
+            assert!(r.failures.is_empty(), "{kind}");
+        }
         match &event {
             ReceiptEvent::Submitted(e) => {
                 assert_eq!(r.content_type.as_deref(), Some(e.content_type.as_str()));
@@ -394,20 +510,20 @@ pub async fn apply_creates_receipt_from_any_first_event<S: StatusStore>(store: &
             }
             ReceiptEvent::Validated(e) => {
                 assert_eq!(r.receipt.as_ref(), Some(&e.receipt));
-                assert_eq!((r.content_type.as_ref(), r.received_at), (None, None));
-                assert_eq!(
-                    document, None,
-                    "no document before the submission is recorded"
-                );
             }
             ReceiptEvent::Rejected(e) => {
                 assert_eq!(r.reasons, e.reasons);
                 assert_eq!(r.receipt, None);
-                assert_eq!(
-                    document, None,
-                    "no document before the submission is recorded"
-                );
             }
+            ReceiptEvent::Registered(e) => {
+                assert_eq!(r.registrations, std::slice::from_ref(&e.registration));
+                assert_eq!(entry.registry.as_ref(), Some(&e.registration.registry));
+            }
+            ReceiptEvent::RegistrationFailed(e) => {
+                assert_eq!(r.failures, std::slice::from_ref(&e.failure));
+                assert_eq!(entry.registry.as_ref(), Some(&e.failure.registry));
+            }
+            ReceiptEvent::StatusChanged(_) => unreachable!("not a fact"),
         }
     }
 }
@@ -437,9 +553,10 @@ pub async fn submitted_then_validated<S: StatusStore>(store: &S) {
         ReceiptState {
             submitted: true,
             validated: true,
-            rejected: false
+            ..ReceiptState::default()
         }
     );
+    assert_eq!(r.receipt_type.as_deref(), Some(RECEIPT_TYPE));
     assert_eq!(r.receipt, Some(validated.receipt));
     assert!(r.reasons.is_empty());
     assert_eq!(r.content_type.as_deref(), Some("application/json"));
@@ -520,13 +637,23 @@ pub async fn duplicate_event_changes_nothing<S: StatusStore>(store: &S) {
         .await
         .expect("document()");
 
-    assert_eq!(apply(store, validated.clone()).await, Applied::Duplicate);
-    assert_eq!(apply(store, submitted.clone()).await, Applied::Duplicate);
+    // Each answer carries the transition the event caused the first time.
+    assert_eq!(
+        apply(store, validated.clone()).await,
+        duplicate(Status::Received, Status::Validated)
+    );
+    assert_eq!(
+        apply(store, submitted.clone()).await,
+        duplicate(Status::Received, Status::Received)
+    );
     // A redelivery is recognised by its id alone.
     let mut altered = submitted.clone();
     altered.document = b"{\"tampered\": true}".to_vec();
     altered.content_type = "application/xml".to_owned();
-    assert_eq!(apply(store, altered).await, Applied::Duplicate);
+    assert_eq!(
+        apply(store, altered).await,
+        duplicate(Status::Received, Status::Received)
+    );
 
     let after = record(store, &fx.tenant, fx.receipt_id).await;
     assert_eq!(
@@ -605,7 +732,7 @@ pub async fn every_permutation_converges<S: StatusStore>(store: &S) {
         let receipt_id = ReceiptId::new();
         let mut duplicates = 0;
         for &i in &order {
-            if apply(store, retarget(&events[i], receipt_id)).await == Applied::Duplicate {
+            if is_duplicate(apply(store, retarget(&events[i], receipt_id)).await) {
                 duplicates += 1;
             }
         }
@@ -618,6 +745,427 @@ pub async fn every_permutation_converges<S: StatusStore>(store: &S) {
     let (_, first) = &outcomes[0];
     assert_eq!(first.status, Status::Rejected);
     assert_eq!((first.version, first.timeline.len()), (3, 3));
+    for (order, outcome) in &outcomes {
+        assert_eq!(outcome, first, "order {order:?} diverged");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registrations (stores opened with the default policy: tax and logistics required)
+// ---------------------------------------------------------------------------------------------
+
+/// The names of the registries in `registrations`, in the order given.
+fn registry_names(registrations: &[Registration]) -> Vec<&str> {
+    registrations.iter().map(|r| r.registry.as_str()).collect()
+}
+
+/// ACCEPTED once the receipt is valid and every required registry registered it, in any order;
+/// registrations projected before the validation count too.
+pub async fn accepted_once_every_required_registry_registered<S: StatusStore>(store: &S) {
+    use Status::{Accepted, Received, Validated};
+    let fx = ReceiptFixture::new();
+    assert_eq!(
+        apply(store, fx.submitted()).await,
+        applied(Received, Received)
+    );
+    assert_eq!(
+        apply(store, fx.validated()).await,
+        applied(Received, Validated)
+    );
+    assert_eq!(
+        apply(store, fx.registered(TAX)).await,
+        applied(Validated, Validated),
+        "one registry is not enough"
+    );
+    assert_eq!(
+        apply(store, fx.registered(LOGISTICS)).await,
+        applied(Validated, Accepted)
+    );
+    let r = record(store, &fx.tenant, fx.receipt_id).await;
+    assert_eq!((r.status, r.version), (Accepted, 4));
+    assert_eq!(registry_names(&r.registrations), [LOGISTICS, TAX]);
+    assert!(r.failures.is_empty());
+    let timeline: Vec<_> = r
+        .timeline
+        .iter()
+        .map(|e| {
+            (
+                e.event,
+                e.status,
+                e.registry.as_ref().map(RegistryName::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(
+        timeline,
+        [
+            (EventKind::Submitted, Received, None),
+            (EventKind::Validated, Validated, None),
+            (EventKind::Registered, Validated, Some(TAX)),
+            (EventKind::Registered, Accepted, Some(LOGISTICS)),
+        ]
+    );
+
+    // Registrations can overtake the validation (other topics): the receipt is not accepted
+    // before it is known to be valid, and is the moment it is.
+    let early = ReceiptFixture::for_tenant(fx.tenant.clone());
+    assert_eq!(
+        apply(store, early.registered(LOGISTICS)).await,
+        applied(Received, Received)
+    );
+    assert_eq!(
+        apply(store, early.registered(TAX)).await,
+        applied(Received, Received),
+        "registered but not known to be valid"
+    );
+    assert_eq!(
+        apply(store, early.submitted()).await,
+        applied(Received, Received)
+    );
+    assert_eq!(
+        apply(store, early.validated()).await,
+        applied(Received, Accepted)
+    );
+    let r = record(store, &early.tenant, early.receipt_id).await;
+    assert_eq!((r.status, r.version), (Accepted, 4));
+    assert_eq!(r.receipt_type.as_deref(), Some(RECEIPT_TYPE));
+    assert_eq!(registry_names(&r.registrations), [LOGISTICS, TAX]);
+}
+
+/// FAILED as soon as one registry failed for good, with the failure; FAILED is terminal.
+pub async fn failed_when_a_registry_failed<S: StatusStore>(store: &S) {
+    use Status::{Failed, Received, Validated};
+    let fx = ReceiptFixture::new();
+    apply(store, fx.submitted()).await;
+    apply(store, fx.validated()).await;
+    let tax = fx.registered(TAX);
+    assert_eq!(
+        apply(store, tax.clone()).await,
+        applied(Validated, Validated)
+    );
+    let refused = fx.registration_failed(LOGISTICS);
+    assert_eq!(
+        apply(store, refused.clone()).await,
+        applied(Validated, Failed)
+    );
+    let r = record(store, &fx.tenant, fx.receipt_id).await;
+    assert_eq!((r.status, r.version), (Failed, 4));
+    assert_eq!(r.failures, std::slice::from_ref(&refused.failure));
+    assert_eq!(r.registrations, [tax.registration]);
+    let last = r.timeline.last().expect("a timeline");
+    assert_eq!(
+        (last.event, last.status, last.registry.as_ref()),
+        (
+            EventKind::RegistrationFailed,
+            Failed,
+            Some(&refused.failure.registry)
+        )
+    );
+
+    // Terminal: a registration reported afterwards is recorded, and changes no status.
+    assert_eq!(
+        apply(store, fx.registered(LOGISTICS)).await,
+        applied(Failed, Failed)
+    );
+    assert_eq!(
+        record(store, &fx.tenant, fx.receipt_id).await.status,
+        Failed
+    );
+
+    // A failure can overtake the validation, and even the submission.
+    let early = ReceiptFixture::for_tenant(fx.tenant.clone());
+    assert_eq!(
+        apply(store, early.registration_failed(TAX)).await,
+        applied(Received, Failed)
+    );
+    assert_eq!(
+        apply(store, early.validated()).await,
+        applied(Failed, Failed)
+    );
+    assert_eq!(
+        apply(store, early.submitted()).await,
+        applied(Failed, Failed)
+    );
+    let r = record(store, &early.tenant, early.receipt_id).await;
+    assert_eq!((r.status, r.failures.len()), (Failed, 1));
+}
+
+/// REJECTED beats FAILED beats ACCEPTED, whichever arrives last.
+pub async fn rejected_beats_failed_beats_accepted<S: StatusStore>(store: &S) {
+    use Status::{Accepted, Failed, Rejected, Validated};
+    let fx = ReceiptFixture::new();
+    apply(store, fx.validated()).await;
+    apply(store, fx.registered(TAX)).await;
+    assert_eq!(
+        apply(store, fx.registered(LOGISTICS)).await,
+        applied(Validated, Accepted)
+    );
+    assert_eq!(
+        apply(store, fx.registration_failed(LOGISTICS)).await,
+        applied(Accepted, Failed)
+    );
+    assert_eq!(apply(store, fx.rejected()).await, applied(Failed, Rejected));
+    let r = record(store, &fx.tenant, fx.receipt_id).await;
+    assert_eq!(r.status, Rejected);
+    // The data of every fact is kept, whatever the status.
+    assert_eq!(registry_names(&r.registrations), [LOGISTICS, TAX]);
+    assert_eq!(
+        (r.failures.len(), r.reasons.len()),
+        (1, sample_reasons().len())
+    );
+
+    // The other way round: nothing after a rejection moves it.
+    let other = ReceiptFixture::for_tenant(fx.tenant.clone());
+    apply(store, other.rejected()).await;
+    for event in [
+        ReceiptEvent::from(other.validated()),
+        other.registration_failed(TAX).into(),
+        other.registered(LOGISTICS).into(),
+    ] {
+        assert_eq!(apply(store, event).await, applied(Rejected, Rejected));
+    }
+    // And nothing but a rejection moves FAILED.
+    let failed = ReceiptFixture::for_tenant(fx.tenant.clone());
+    apply(store, failed.registration_failed(TAX)).await;
+    for event in [
+        ReceiptEvent::from(failed.validated()),
+        failed.registered(TAX).into(),
+        failed.registered(LOGISTICS).into(),
+    ] {
+        assert_eq!(apply(store, event).await, applied(Failed, Failed));
+    }
+}
+
+/// The store's policy decides which registries ACCEPTED needs. `open` opens a store of the
+/// backend under test with the given policy (the stores may share one database).
+pub async fn the_policy_decides_what_accepted_needs<S, F, Fut>(mut open: F)
+where
+    S: StatusStore,
+    F: FnMut(StatusPolicy) -> Fut,
+    Fut: Future<Output = S>,
+{
+    use Status::{Accepted, Validated};
+    let only_tax = open(StatusPolicy::new([registry(TAX)])).await;
+    let fx = ReceiptFixture::new();
+    apply(&only_tax, fx.submitted()).await;
+    apply(&only_tax, fx.validated()).await;
+    assert_eq!(
+        apply(&only_tax, fx.registered(TAX)).await,
+        applied(Validated, Accepted),
+        "tax alone is enough"
+    );
+    assert_eq!(
+        apply(&only_tax, fx.registered(LOGISTICS)).await,
+        applied(Accepted, Accepted),
+        "a registration no one requires changes nothing"
+    );
+    assert_eq!(
+        record(&only_tax, &fx.tenant, fx.receipt_id).await.status,
+        Accepted
+    );
+
+    let default = open(StatusPolicy::default()).await;
+    let fx = ReceiptFixture::new();
+    apply(&default, fx.validated()).await;
+    assert_eq!(
+        apply(&default, fx.registered(TAX)).await,
+        applied(Validated, Validated)
+    );
+    assert_eq!(
+        apply(&default, fx.registered(LOGISTICS)).await,
+        applied(Validated, Accepted)
+    );
+
+    let customs = "customs";
+    let three = open(StatusPolicy::new([TAX, LOGISTICS, customs].map(registry))).await;
+    let fx = ReceiptFixture::new();
+    apply(&three, fx.validated()).await;
+    apply(&three, fx.registered(TAX)).await;
+    assert_eq!(
+        apply(&three, fx.registered(LOGISTICS)).await,
+        applied(Validated, Validated)
+    );
+    assert_eq!(
+        apply(&three, fx.registered(customs)).await,
+        applied(Validated, Accepted)
+    );
+    let r = record(&three, &fx.tenant, fx.receipt_id).await;
+    assert_eq!(registry_names(&r.registrations), [customs, LOGISTICS, TAX]);
+}
+
+/// The first registration (and the first failure) reported per registry is the one kept;
+/// later reports with other event ids still enter the timeline.
+pub async fn registrations_and_failures_first_wins<S: StatusStore>(store: &S) {
+    use Status::{Accepted, Failed, Validated};
+    let fx = ReceiptFixture::new();
+    let tax = fx.registered(TAX);
+    let mut tax_again = fx.registered(TAX);
+    tax_again.registration.registration_id = "tax-a-second-number".to_owned();
+    tax_again.registration.attempts = 3;
+    tax_again.meta.occurred_at += TimeDelta::seconds(1);
+    let logistics = fx.registered(LOGISTICS);
+    apply(store, fx.submitted()).await;
+    apply(store, fx.validated()).await;
+    assert_eq!(
+        apply(store, tax.clone()).await,
+        applied(Validated, Validated)
+    );
+    assert_eq!(
+        apply(store, tax_again.clone()).await,
+        applied(Validated, Validated),
+        "another event id: not a duplicate"
+    );
+    assert_eq!(
+        apply(store, logistics.clone()).await,
+        applied(Validated, Accepted)
+    );
+    let r = record(store, &fx.tenant, fx.receipt_id).await;
+    assert_eq!(r.registrations, [logistics.registration, tax.registration]);
+    assert_eq!(r.version, 5);
+    let tax_entries: Vec<EventId> = r
+        .timeline
+        .iter()
+        .filter(|e| e.registry.as_ref().is_some_and(|n| n.as_str() == TAX))
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(tax_entries, [tax.meta.event_id, tax_again.meta.event_id]);
+
+    let fx = ReceiptFixture::new();
+    let refused = fx.registration_failed(TAX);
+    let mut gave_up = fx.registration_failed(TAX);
+    gave_up.failure.code = receipts_domain::registry::failure_code::HORIZON_EXCEEDED.to_owned();
+    gave_up.failure.reason = "not reachable within 36h".to_owned();
+    let logistics_refused = fx.registration_failed(LOGISTICS);
+    apply(store, fx.validated()).await;
+    assert_eq!(
+        apply(store, refused.clone()).await,
+        applied(Validated, Failed)
+    );
+    assert_eq!(apply(store, gave_up).await, applied(Failed, Failed));
+    assert_eq!(
+        apply(store, logistics_refused.clone()).await,
+        applied(Failed, Failed)
+    );
+    let r = record(store, &fx.tenant, fx.receipt_id).await;
+    assert_eq!(r.failures, [logistics_refused.failure, refused.failure]);
+    assert!(r.registrations.is_empty());
+    assert_eq!(r.timeline.len(), 4);
+}
+
+/// A redelivered event answers with the transition it caused when first applied, not with the
+/// receipt's current status.
+pub async fn duplicate_carries_the_original_transition<S: StatusStore>(store: &S) {
+    use Status::{Accepted, Received, Validated};
+    let fx = ReceiptFixture::new();
+    let events: [ReceiptEvent; 4] = [
+        fx.submitted().into(),
+        fx.validated().into(),
+        fx.registered(TAX).into(),
+        fx.registered(LOGISTICS).into(),
+    ];
+    let transitions = [
+        (Received, Received),
+        (Received, Validated),
+        (Validated, Validated),
+        (Validated, Accepted),
+    ];
+    for (event, (from, to)) in events.iter().zip(transitions) {
+        assert_eq!(apply(store, event.clone()).await, applied(from, to));
+    }
+    let before = record(store, &fx.tenant, fx.receipt_id).await;
+    for (event, (from, to)) in events.iter().zip(transitions).rev() {
+        assert_eq!(
+            apply(store, event.clone()).await,
+            duplicate(from, to),
+            "{}",
+            event.kind()
+        );
+    }
+    assert_eq!(record(store, &fx.tenant, fx.receipt_id).await, before);
+}
+
+/// An event that states no fact (`status_changed`) is ignored: it creates no receipt, enters no
+/// timeline and changes nothing.
+pub async fn status_changed_is_ignored<S: StatusStore>(store: &S) {
+    let fx = ReceiptFixture::new();
+    let changed = ReceiptEvent::from(fx.status_changed());
+    assert_eq!(apply(store, changed.clone()).await, Applied::Ignored);
+    assert_eq!(
+        store
+            .receipt(&fx.tenant, fx.receipt_id)
+            .await
+            .expect("receipt()"),
+        None
+    );
+    assert_eq!(
+        store.tenant_of(fx.receipt_id).await.expect("tenant_of()"),
+        None
+    );
+
+    apply(store, fx.submitted()).await;
+    let before = record(store, &fx.tenant, fx.receipt_id).await;
+    for _ in 0..2 {
+        assert_eq!(apply(store, changed.clone()).await, Applied::Ignored);
+    }
+    assert_eq!(record(store, &fx.tenant, fx.receipt_id).await, before);
+}
+
+/// `tenant_of` names the owner of any receipt, however it was created; unknown ids are `None`.
+pub async fn tenant_of_finds_the_owner<S: StatusStore>(store: &S) {
+    assert_eq!(
+        store
+            .tenant_of(ReceiptId::new())
+            .await
+            .expect("tenant_of()"),
+        None
+    );
+    let (submitted, registered) = (ReceiptFixture::new(), ReceiptFixture::new());
+    apply(store, submitted.submitted()).await;
+    apply(store, registered.registered(LOGISTICS)).await;
+    for fx in [&submitted, &registered] {
+        assert_eq!(
+            store.tenant_of(fx.receipt_id).await.expect("tenant_of()"),
+            Some(fx.tenant.clone())
+        );
+    }
+}
+
+/// Every order of a full happy path (submitted, validated, registered with tax and with
+/// logistics, and the validation redelivered) ends in the same ACCEPTED receipt, reaching
+/// ACCEPTED exactly once.
+pub async fn every_permutation_of_a_registration_converges<S: StatusStore>(store: &S) {
+    let fx = ReceiptFixture::new();
+    let validated = ReceiptEvent::from(fx.validated());
+    let events = [
+        ReceiptEvent::from(fx.submitted()),
+        validated.clone(),
+        fx.registered(TAX).into(),
+        fx.registered(LOGISTICS).into(),
+        validated,
+    ];
+
+    let mut outcomes = Vec::new();
+    for order in permutations(events.len()) {
+        let receipt_id = ReceiptId::new();
+        let (mut duplicates, mut accepted) = (0, 0);
+        for &i in &order {
+            match apply(store, retarget(&events[i], receipt_id)).await {
+                Applied::Applied(t) if t.changed() && t.to == Status::Accepted => accepted += 1,
+                Applied::Applied(_) => {}
+                Applied::Duplicate(_) => duplicates += 1,
+                Applied::Ignored => panic!("order {order:?}: a fact was ignored"),
+            }
+        }
+        assert_eq!((duplicates, accepted), (1, 1), "order {order:?}");
+        let r = record(store, &fx.tenant, receipt_id).await;
+        assert_timeline_ordered(&r);
+        outcomes.push((order, converged(&r)));
+    }
+    assert_eq!(outcomes.len(), 120);
+    let (_, first) = &outcomes[0];
+    assert_eq!(first.status, Status::Accepted);
+    assert_eq!((first.version, first.timeline.len()), (4, 4));
+    assert_eq!(registry_names(&first.registrations), [LOGISTICS, TAX]);
     for (order, outcome) in &outcomes {
         assert_eq!(outcome, first, "order {order:?} diverged");
     }
@@ -786,14 +1334,11 @@ pub async fn concurrent_applies_keep_each_event_once<S: StatusStore + Clone>(sto
     const DISTINCT: usize = 25;
     let fx = ReceiptFixture::new();
     let mut events: Vec<ReceiptEvent> = Vec::with_capacity(DISTINCT);
+    let kinds: Vec<EventKind> = fact_kinds().collect();
     for i in 0..DISTINCT {
         let offset = TimeDelta::milliseconds(i64::try_from(i).unwrap_or_default());
-        let mut event = fx.event(EventKind::ALL[i % EventKind::ALL.len()]);
-        match &mut event {
-            ReceiptEvent::Submitted(e) => e.meta.occurred_at = fx.submitted_at + offset,
-            ReceiptEvent::Validated(e) => e.meta.occurred_at = fx.submitted_at + offset,
-            ReceiptEvent::Rejected(e) => e.meta.occurred_at = fx.submitted_at + offset,
-        }
+        let mut event = fx.event(kinds[i % kinds.len()]);
+        meta_mut(&mut event).occurred_at = fx.submitted_at + offset;
         events.push(event);
     }
     let distinct: BTreeSet<EventId> = events.iter().map(|e| e.meta().event_id).collect();
@@ -815,7 +1360,8 @@ pub async fn concurrent_applies_keep_each_event_once<S: StatusStore + Clone>(sto
         let (event_id, outcome) = joined.expect("apply task panicked");
         match outcome {
             Ok(Applied::Applied(_)) => *applied_per_event.entry(event_id).or_default() += 1,
-            Ok(Applied::Duplicate) => duplicates += 1,
+            Ok(Applied::Duplicate(_)) => duplicates += 1,
+            Ok(Applied::Ignored) => panic!("a fact-stating event was ignored"),
             Err(e) => panic!("concurrent apply failed: {e}"),
         }
     }

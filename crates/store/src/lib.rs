@@ -30,12 +30,19 @@ pub trait StatusStore: Send + Sync + 'static {
     async fn reserve(&self, reservation: &Reservation) -> Result<Reserved>;
 
     /// Applies one event to its receipt: idempotent (an event id already in the timeline
-    /// changes nothing), version-guarded (a concurrent writer can never be overwritten) and
-    /// atomic (timeline entry and projection are written together or not at all).
+    /// changes nothing, and the answer carries the transition recorded the first time),
+    /// version-guarded (a concurrent writer can never be overwritten) and atomic (timeline entry
+    /// and projection are written together or not at all). Events that state no fact about the
+    /// receipt (`status_changed`) are [`Applied::Ignored`]. The status is derived with the
+    /// [`StatusPolicy`](receipts_domain::StatusPolicy) the store was opened with.
     async fn apply(&self, event: &ReceiptEvent) -> Result<Applied>;
 
     /// The receipt with its timeline, if it exists and belongs to `tenant`.
     async fn receipt(&self, tenant: &TenantId, id: ReceiptId) -> Result<Option<ReceiptRecord>>;
+
+    /// The tenant a receipt belongs to, if the receipt exists. For callers that know only the
+    /// receipt id (a registry's callback); never shown to partners.
+    async fn tenant_of(&self, id: ReceiptId) -> Result<Option<TenantId>>;
 
     /// The original document bytes, if the receipt exists, belongs to `tenant` and its
     /// submission has been recorded.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use receipts_domain::{ReceiptEvent, ReceiptId, Status};
+use receipts_domain::{EventKind, ReceiptEvent, ReceiptId, Status, StatusPolicy, Transition};
 use receipts_store::conformance::{self, ReceiptFixture};
 use receipts_store::{
     ApiKey, Applied, ClientId, ClientStore, Error, NewClient, Reserved, Scope, SqliteConfig,
@@ -15,10 +15,15 @@ use tempfile::TempDir;
 /// A store on a fresh file in its own temporary directory (deleted when the `TempDir` drops).
 async fn fresh() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = SqliteStore::open(&config(dir.path()))
-        .await
-        .expect("open a fresh store");
+    let store = open(&config(dir.path())).await;
     (dir, store)
+}
+
+/// Opens a store with the default policy (tax and logistics required).
+async fn open(config: &SqliteConfig) -> SqliteStore {
+    SqliteStore::open(config, StatusPolicy::default())
+        .await
+        .expect("open the store")
 }
 
 fn config(dir: &Path) -> SqliteConfig {
@@ -51,6 +56,22 @@ conformance!(
     #[tokio::test]
     every_permutation_converges,
     #[tokio::test]
+    accepted_once_every_required_registry_registered,
+    #[tokio::test]
+    failed_when_a_registry_failed,
+    #[tokio::test]
+    rejected_beats_failed_beats_accepted,
+    #[tokio::test]
+    registrations_and_failures_first_wins,
+    #[tokio::test]
+    duplicate_carries_the_original_transition,
+    #[tokio::test]
+    status_changed_is_ignored,
+    #[tokio::test]
+    tenant_of_finds_the_owner,
+    #[tokio::test]
+    every_permutation_of_a_registration_converges,
+    #[tokio::test]
     receipts_are_tenant_isolated,
     #[tokio::test]
     tenant_mismatch_is_refused,
@@ -65,6 +86,22 @@ conformance!(
     #[tokio::test]
     duplicate_client_key_is_refused,
 );
+
+/// Stores with different policies on one file, as processes configured differently would have.
+#[tokio::test]
+async fn the_policy_decides_what_accepted_needs() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config(dir.path());
+    conformance::the_policy_decides_what_accepted_needs(|policy| {
+        let config = config.clone();
+        async move {
+            SqliteStore::open(&config, policy)
+                .await
+                .expect("open with a policy")
+        }
+    })
+    .await;
+}
 
 // ---------------------------------------------------------------------------------------------
 // SQLite specifics
@@ -87,7 +124,7 @@ async fn data_survives_close_and_reopen() {
     };
 
     let (record, document, client) = {
-        let store = SqliteStore::open(&config).await.expect("open");
+        let store = open(&config).await;
         assert_eq!(
             store.reserve(&reservation).await.expect("reserve"),
             Reserved::New
@@ -111,7 +148,7 @@ async fn data_survives_close_and_reopen() {
         (record, document, client)
     };
 
-    let store = SqliteStore::open(&config).await.expect("reopen");
+    let store = open(&config).await;
     assert_eq!(
         store
             .receipt(&fx.tenant, fx.receipt_id)
@@ -144,13 +181,16 @@ async fn redelivery_after_reopen_is_a_duplicate() {
     let fx = ReceiptFixture::new();
     let event: ReceiptEvent = fx.submitted().into();
     {
-        let store = SqliteStore::open(&config).await.expect("open");
+        let store = open(&config).await;
         store.apply(&event).await.expect("apply");
     }
-    let store = SqliteStore::open(&config).await.expect("reopen");
+    let store = open(&config).await;
     assert_eq!(
         store.apply(&event).await.expect("apply"),
-        Applied::Duplicate
+        Applied::Duplicate(Transition {
+            from: Status::Received,
+            to: Status::Received
+        })
     );
     let record = store
         .receipt(&fx.tenant, fx.receipt_id)
@@ -165,14 +205,14 @@ async fn migrations_are_idempotent() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = config(dir.path());
     let fx = ReceiptFixture::new();
-    let first = SqliteStore::open(&config).await.expect("open");
+    let first = open(&config).await;
     let version = first.schema_version().await.expect("schema version");
     assert!(version >= 1);
     first.apply(&fx.submitted().into()).await.expect("apply");
 
     // Reopening, also while another store has the file open, migrates nothing twice.
     for _ in 0..3 {
-        let again = SqliteStore::open(&config).await.expect("reopen");
+        let again = open(&config).await;
         assert_eq!(
             again.schema_version().await.expect("schema version"),
             version
@@ -186,7 +226,7 @@ async fn migrations_are_idempotent() {
         );
     }
     drop(first);
-    let last = SqliteStore::open(&config).await.expect("reopen");
+    let last = open(&config).await;
     assert_eq!(
         last.schema_version().await.expect("schema version"),
         version
@@ -197,7 +237,7 @@ async fn migrations_are_idempotent() {
 async fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = config(dir.path());
-    drop(SqliteStore::open(&config).await.expect("open"));
+    drop(open(&config).await);
     {
         let db = libsql::Builder::new_local(&config.path)
             .build()
@@ -208,7 +248,7 @@ async fn a_newer_schema_is_refused() {
             .await
             .expect("set user_version");
     }
-    match SqliteStore::open(&config).await {
+    match SqliteStore::open(&config, StatusPolicy::default()).await {
         Err(Error::Open { detail, .. }) => assert!(detail.contains("999"), "{detail}"),
         other => panic!("expected an Open error, got {other:?}"),
     }
@@ -223,7 +263,7 @@ async fn open_creates_directories_and_uses_wal() {
         synchronous: Synchronous::Normal,
         ..SqliteConfig::default()
     };
-    let store = SqliteStore::open(&config).await.expect("open");
+    let store = open(&config).await;
     assert_eq!(store.path(), path);
     assert!(path.exists());
 
@@ -243,7 +283,7 @@ async fn open_reports_the_path_when_it_cannot_create_the_directory() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, b"not a directory").expect("write");
     let config = SqliteConfig::new(blocker.join("receipts.db"));
-    match SqliteStore::open(&config).await {
+    match SqliteStore::open(&config, StatusPolicy::default()).await {
         Err(e @ Error::Open { .. }) => assert!(e.to_string().contains("receipts.db"), "{e}"),
         other => panic!("expected an Open error, got {other:?}"),
     }
@@ -283,7 +323,7 @@ fn hold_write_lock(
 async fn writes_wait_for_the_lock_up_to_the_busy_timeout() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = config(dir.path());
-    let store = SqliteStore::open(&config).await.expect("open");
+    let store = open(&config).await;
 
     // Held for less than the busy timeout: the write waits, then succeeds.
     let (holder, locked) = hold_write_lock(config.path.clone(), Duration::from_millis(400));
@@ -302,12 +342,11 @@ async fn writes_wait_for_the_lock_up_to_the_busy_timeout() {
     holder.join().expect("holder thread");
 
     // Held for longer than a short busy timeout: the write fails, and nothing is half-written.
-    let impatient = SqliteStore::open(&SqliteConfig {
+    let impatient = open(&SqliteConfig {
         busy_timeout: Duration::from_millis(50),
         ..config.clone()
     })
-    .await
-    .expect("open");
+    .await;
     let (holder, locked) = hold_write_lock(config.path.clone(), Duration::from_millis(600));
     locked.recv().expect("the lock is held");
     let other = ReceiptFixture::new();
@@ -374,8 +413,8 @@ async fn assert_each_event_once(store: &SqliteStore, events: &[ReceiptEvent]) {
 async fn two_stores_on_one_file_write_concurrently() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = config(dir.path());
-    let a = SqliteStore::open(&config).await.expect("open a");
-    let b = SqliteStore::open(&config).await.expect("open b");
+    let a = open(&config).await;
+    let b = open(&config).await;
     let events = shared_events(30);
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -436,7 +475,7 @@ async fn two_processes_write_one_file() {
     }
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = config(dir.path());
-    let store = SqliteStore::open(&config).await.expect("open");
+    let store = open(&config).await;
     let events = shared_events(60);
     let events_file = dir.path().join("events.json");
     std::fs::write(
@@ -492,9 +531,7 @@ async fn child_writer(db: PathBuf, events_file: PathBuf) {
     let events: Vec<ReceiptEvent> =
         serde_json::from_slice(&std::fs::read(&events_file).expect("read events"))
             .expect("decode events");
-    let store = SqliteStore::open(&SqliteConfig::new(db))
-        .await
-        .expect("open in the child");
+    let store = open(&SqliteConfig::new(db)).await;
     let ready = events_file.with_file_name("child-ready");
     std::fs::write(ready, b"").expect("signal readiness");
     for event in events.iter().rev() {
@@ -511,7 +548,7 @@ async fn child_writer(db: PathBuf, events_file: PathBuf) {
 async fn corrupt_rows_are_errors_not_panics() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = config(dir.path());
-    let store = SqliteStore::open(&config).await.expect("open");
+    let store = open(&config).await;
     let (state, timeline, tenant) = (
         ReceiptFixture::new(),
         ReceiptFixture::new(),
@@ -606,4 +643,349 @@ async fn corrupt_rows_are_errors_not_panics() {
             .expect("receipt()")
             .is_some()
     );
+}
+
+/// The schema of version 1, exactly as released (`src/sqlite/schema.rs`, migration 1).
+const SCHEMA_V1: &str = r#"
+    CREATE TABLE receipts (
+        id           TEXT    NOT NULL PRIMARY KEY,
+        tenant_id    TEXT    NOT NULL,
+        status       TEXT    NOT NULL,
+        state_json   TEXT    NOT NULL,
+        version      INTEGER NOT NULL,
+        receipt_type TEXT    NOT NULL,
+        content_type TEXT,
+        callback_url TEXT,
+        received_at  INTEGER,
+        updated_at   INTEGER NOT NULL,
+        reasons_json TEXT,
+        receipt_json TEXT
+    ) STRICT;
+    CREATE INDEX receipts_by_tenant_updated ON receipts (tenant_id, updated_at);
+
+    CREATE TABLE timeline (
+        receipt_id  TEXT    NOT NULL REFERENCES receipts (id) DEFERRABLE INITIALLY DEFERRED,
+        event_id    TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
+        occurred_at INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        status      TEXT    NOT NULL,
+        seq         INTEGER NOT NULL,
+        PRIMARY KEY (receipt_id, event_id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE documents (
+        receipt_id   TEXT NOT NULL PRIMARY KEY REFERENCES receipts (id) DEFERRABLE INITIALLY DEFERRED,
+        content_type TEXT NOT NULL,
+        bytes        BLOB NOT NULL
+    ) STRICT;
+
+    CREATE TABLE idempotency (
+        tenant_id       TEXT    NOT NULL,
+        idempotency_key TEXT    NOT NULL,
+        fingerprint     TEXT    NOT NULL,
+        receipt_id      TEXT    NOT NULL,
+        event_id        TEXT    NOT NULL,
+        received_at     INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, idempotency_key)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE api_clients (
+        id         TEXT    NOT NULL PRIMARY KEY,
+        tenant_id  TEXT    NOT NULL,
+        scope      TEXT    NOT NULL,
+        key_hash   TEXT    NOT NULL UNIQUE,
+        key_prefix TEXT    NOT NULL,
+        label      TEXT,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    ) STRICT;
+    CREATE INDEX api_clients_by_tenant ON api_clients (tenant_id, created_at);
+"#;
+
+/// A database written by a version-1 build (a validated receipt with its document and
+/// timeline) opens, migrates to the current schema and keeps working: old events are still
+/// recognised as duplicates, and the receipt goes on to ACCEPTED.
+#[tokio::test]
+async fn a_version_1_database_opens_and_migrates() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config(dir.path());
+    let fx = ReceiptFixture::new();
+    let (submitted, validated) = (fx.submitted(), fx.validated());
+    {
+        let db = libsql::Builder::new_local(&config.path)
+            .build()
+            .await
+            .expect("raw database");
+        let conn = db.connect().expect("raw connection");
+        conn.execute_batch(SCHEMA_V1).await.expect("schema v1");
+        let id = fx.receipt_id.to_string();
+        let millis = |e: &ReceiptEvent| e.meta().occurred_at.timestamp_millis();
+        let (s, v): (ReceiptEvent, ReceiptEvent) =
+            (submitted.clone().into(), validated.clone().into());
+        conn.execute(
+            "INSERT INTO receipts VALUES (?1, ?2, 'VALIDATED', ?3, 2, ?4, 'application/json', ?5, ?6, ?7, NULL, ?8)",
+            libsql::params![
+                id.as_str(),
+                fx.tenant.as_str(),
+                r#"{"submitted":true,"validated":true,"rejected":false}"#,
+                conformance::RECEIPT_TYPE,
+                "https://partner.example/hooks/receipts",
+                millis(&s),
+                millis(&v),
+                serde_json::to_string(&validated.receipt).expect("receipt json"),
+            ],
+        )
+        .await
+        .expect("v1 receipt");
+        for (event, status, seq) in [(&s, "RECEIVED", 1), (&v, "VALIDATED", 2)] {
+            conn.execute(
+                "INSERT INTO timeline VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+                libsql::params![
+                    id.as_str(),
+                    event.meta().event_id.to_string(),
+                    event.kind().as_str(),
+                    millis(event),
+                    status,
+                    seq,
+                ],
+            )
+            .await
+            .expect("v1 timeline");
+        }
+        conn.execute(
+            "INSERT INTO documents VALUES (?1, 'application/json', ?2)",
+            libsql::params![id.as_str(), submitted.document.clone()],
+        )
+        .await
+        .expect("v1 document");
+        conn.execute("PRAGMA user_version = 1", ())
+            .await
+            .expect("version 1");
+    }
+
+    let store = open(&config).await;
+    assert_eq!(store.schema_version().await.expect("schema version"), 2);
+    let old = store
+        .receipt(&fx.tenant, fx.receipt_id)
+        .await
+        .expect("receipt()")
+        .expect("the old receipt");
+    assert_eq!((old.status, old.version), (Status::Validated, 2));
+    assert_eq!(old.receipt_type.as_deref(), Some(conformance::RECEIPT_TYPE));
+    assert_eq!(old.receipt, Some(validated.receipt.clone()));
+    assert!(old.registrations.is_empty() && old.failures.is_empty());
+    let timeline: Vec<_> = old
+        .timeline
+        .iter()
+        .map(|e| (e.event, e.status, e.registry.clone()))
+        .collect();
+    assert_eq!(
+        timeline,
+        [
+            (EventKind::Submitted, Status::Received, None),
+            (EventKind::Validated, Status::Validated, None)
+        ]
+    );
+    assert_eq!(
+        store
+            .document(&fx.tenant, fx.receipt_id)
+            .await
+            .expect("document()")
+            .map(|d| d.bytes),
+        Some(submitted.document.clone())
+    );
+    assert_eq!(
+        store.tenant_of(fx.receipt_id).await.expect("tenant_of()"),
+        Some(fx.tenant.clone())
+    );
+
+    // Old entries know no earlier status: they count as "no change".
+    assert_eq!(
+        store.apply(&validated.into()).await.expect("apply"),
+        Applied::Duplicate(Transition {
+            from: Status::Validated,
+            to: Status::Validated
+        })
+    );
+    store
+        .apply(&fx.registered(conformance::TAX).into())
+        .await
+        .expect("apply");
+    assert_eq!(
+        store
+            .apply(&fx.registered(conformance::LOGISTICS).into())
+            .await
+            .expect("apply"),
+        Applied::Applied(Transition {
+            from: Status::Validated,
+            to: Status::Accepted
+        })
+    );
+    // The rebuilt table takes receipts without a type, and the references still hold.
+    let fresh = ReceiptFixture::new();
+    store
+        .apply(&fresh.registered(conformance::TAX).into())
+        .await
+        .expect("a receipt created by a registration");
+    let db = libsql::Builder::new_local(&config.path)
+        .build()
+        .await
+        .expect("raw database");
+    let conn = db.connect().expect("raw connection");
+    let mut rows = conn
+        .query("PRAGMA foreign_key_check", ())
+        .await
+        .expect("foreign key check");
+    assert!(
+        rows.next().await.expect("row").is_none(),
+        "dangling references"
+    );
+    let mut rows = conn
+        .query(
+            "SELECT \"table\" FROM pragma_foreign_key_list('timeline')",
+            (),
+        )
+        .await
+        .expect("foreign keys of timeline");
+    let parent = rows.next().await.expect("row").expect("a foreign key");
+    assert_eq!(parent.get::<String>(0).expect("text"), "receipts");
+    drop(store);
+    assert_eq!(
+        open(&config)
+            .await
+            .schema_version()
+            .await
+            .expect("schema version"),
+        2,
+        "reopening migrates nothing twice"
+    );
+}
+
+/// Changing `[status]` is not corruption: a status recorded under another policy stands until
+/// the receipt's next event, which is derived with the new policy (but an acceptance is never
+/// withdrawn).
+#[tokio::test]
+async fn a_policy_change_is_not_corruption() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config(dir.path());
+    let only_tax = StatusPolicy::new([conformance::registry(conformance::TAX)]);
+    let (accepted, validated) = (ReceiptFixture::new(), ReceiptFixture::new());
+    {
+        let store = SqliteStore::open(&config, only_tax.clone())
+            .await
+            .expect("open");
+        for fx in [&accepted, &validated] {
+            store.apply(&fx.validated().into()).await.expect("apply");
+        }
+        store
+            .apply(&accepted.registered(conformance::TAX).into())
+            .await
+            .expect("apply");
+    }
+    let store = open(&config).await;
+    let read = |fx: &ReceiptFixture| {
+        let (store, fx) = (store.clone(), fx.clone());
+        async move {
+            store
+                .receipt(&fx.tenant, fx.receipt_id)
+                .await
+                .expect("receipt()")
+                .expect("exists")
+                .status
+        }
+    };
+    assert_eq!(read(&accepted).await, Status::Accepted);
+    assert_eq!(
+        store
+            .apply(&validated.registered(conformance::TAX).into())
+            .await
+            .expect("apply"),
+        Applied::Applied(Transition {
+            from: Status::Validated,
+            to: Status::Validated
+        })
+    );
+    assert_eq!(
+        store
+            .apply(&accepted.registered(conformance::LOGISTICS).into())
+            .await
+            .expect("apply"),
+        Applied::Applied(Transition {
+            from: Status::Accepted,
+            to: Status::Accepted
+        })
+    );
+    drop(store);
+
+    // Even a policy that requires more never withdraws an acceptance.
+    let stricter = StatusPolicy::new(
+        [conformance::TAX, conformance::LOGISTICS, "customs"].map(conformance::registry),
+    );
+    let store = SqliteStore::open(&config, stricter).await.expect("open");
+    let mut late = accepted.registered(conformance::TAX);
+    late.registration.registration_id = "a later number".to_owned();
+    assert_eq!(
+        store.apply(&late.into()).await.expect("apply"),
+        Applied::Applied(Transition {
+            from: Status::Accepted,
+            to: Status::Accepted
+        })
+    );
+    let record = store
+        .receipt(&accepted.tenant, accepted.receipt_id)
+        .await
+        .expect("receipt()")
+        .expect("exists");
+    assert_eq!(record.status, Status::Accepted);
+}
+
+/// A stored status no policy could derive from the stored state, or undecodable registrations,
+/// are corruption.
+#[tokio::test]
+async fn contradicting_status_and_bad_registrations_are_corrupt() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config(dir.path());
+    let store = open(&config).await;
+    let (status, registrations) = (ReceiptFixture::new(), ReceiptFixture::new());
+    store
+        .apply(&status.submitted().into())
+        .await
+        .expect("apply");
+    store
+        .apply(&registrations.registered(conformance::TAX).into())
+        .await
+        .expect("apply");
+    let db = libsql::Builder::new_local(&config.path)
+        .build()
+        .await
+        .expect("raw database");
+    let conn = db.connect().expect("raw connection");
+    for (sql, id) in [
+        (
+            "UPDATE receipts SET status = 'ACCEPTED' WHERE id = ?1",
+            status.receipt_id,
+        ),
+        (
+            "UPDATE receipts SET registrations_json = '{' WHERE id = ?1",
+            registrations.receipt_id,
+        ),
+    ] {
+        conn.execute(sql, [id.to_string()])
+            .await
+            .expect("vandalise");
+    }
+    for (fx, what) in [
+        (&status, "receipts.status"),
+        (&registrations, "receipts.registrations_json"),
+    ] {
+        let err = store
+            .receipt(&fx.tenant, fx.receipt_id)
+            .await
+            .expect_err("corrupt");
+        assert!(
+            matches!(&err, Error::Corrupt { what: w, .. } if *w == what),
+            "{err}"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! The router and what every handler shares.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,10 @@ use receipts_store::{ClientStore, StatusStore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+use receipts_domain::RegistryName;
+use receipts_registries::CallbackConfig;
+
+use crate::callbacks;
 use crate::config::HttpConfig;
 use crate::problem::ApiError;
 use crate::routes;
@@ -28,6 +33,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Registries allowed to call back, and how to verify them.
+    pub callbacks: Arc<BTreeMap<RegistryName, CallbackConfig>>,
 }
 
 impl AppState {
@@ -50,7 +57,14 @@ impl AppState {
             public_url: public_url.into(),
             max_body_bytes: http.max_body_bytes,
             request_timeout: http.request_timeout,
+            callbacks: Arc::default(),
         }
+    }
+
+    /// Accepts callbacks from these registries.
+    pub fn with_callbacks(mut self, callbacks: BTreeMap<RegistryName, CallbackConfig>) -> Self {
+        self.callbacks = Arc::new(callbacks);
+        self
     }
 }
 
@@ -60,6 +74,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/receipts", post(routes::submit))
         .route("/v1/receipts/{id}", get(routes::receipt))
         .route("/v1/receipts/{id}/document", get(routes::document))
+        .route(
+            "/v1/registries/{registry}/callbacks",
+            post(callbacks::registry_callback),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::NotFound })

@@ -1,8 +1,11 @@
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use receipts_avro::SchemaRegistryConfig;
+use receipts_domain::{RegistryName, StatusPolicy};
 use receipts_kafka::KafkaConfig;
+use receipts_registries::CallbackConfig;
 use receipts_runtime::TelemetryConfig;
 use receipts_store::SqliteConfig;
 use serde::{Deserialize, Serialize};
@@ -40,6 +43,11 @@ impl Default for HttpConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
     pub gateway: HttpConfig,
+    /// Registries that may report outcomes to `POST /v1/registries/{name}/callbacks`, with how
+    /// to verify them (section `[registry_callbacks.<name>]`).
+    pub registry_callbacks: BTreeMap<RegistryName, CallbackConfig>,
+    /// Which registries a receipt needs to be ACCEPTED.
+    pub status: StatusPolicy,
     pub kafka: KafkaConfig,
     pub schema_registry: SchemaRegistryConfig,
     pub store: SqliteConfig,

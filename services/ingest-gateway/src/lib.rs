@@ -5,6 +5,8 @@
 
 pub mod app;
 pub mod auth;
+mod body;
+pub mod callbacks;
 pub mod config;
 pub mod problem;
 pub mod routes;
@@ -12,7 +14,7 @@ pub mod routes;
 use std::sync::Arc;
 
 use receipts_avro::EventCodec;
-use receipts_domain::EventKind;
+use receipts_domain::Topic;
 use receipts_kafka::{EventProducer, TopicNames, TopicSpec, ensure_topics};
 use receipts_store::{ClientStore, StatusStore};
 use tokio::net::TcpListener;
@@ -41,11 +43,21 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    let topic = TopicNames::new(&config.kafka).event(EventKind::Submitted);
-    ensure_topics(&config.kafka, &[TopicSpec::new(&config.kafka, topic)]).await?;
+    // What the gateway produces: submissions, and registry outcomes reported by callback.
+    let mut produced = vec![Topic::Submitted];
+    for registry in config.registry_callbacks.keys() {
+        produced.push(Topic::Registered(registry.clone()));
+        produced.push(Topic::RegistrationFailed(registry.clone()));
+    }
+    let names = TopicNames::new(&config.kafka);
+    let specs: Vec<TopicSpec> = produced
+        .iter()
+        .map(|t| TopicSpec::new(&config.kafka, names.of(t)))
+        .collect();
+    ensure_topics(&config.kafka, &specs).await?;
     let codec = Arc::new(EventCodec::new(&config.schema_registry)?);
     let producer = EventProducer::new(&config.kafka, SERVICE, codec)?;
-    producer.register_schemas(&[EventKind::Submitted]).await?;
+    producer.register_schemas(&produced).await?;
     let local_addr = listener.local_addr()?;
     let state = AppState::new(
         store,
@@ -53,7 +65,8 @@ pub async fn run(
         producer.clone(),
         &config.gateway,
         local_addr,
-    );
+    )
+    .with_callbacks(config.registry_callbacks.clone());
     tracing::info!(%local_addr, public_url = %state.public_url, "ingest gateway listening");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())

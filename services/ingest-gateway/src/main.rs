@@ -14,7 +14,7 @@ async fn run() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
     let config: GatewayConfig = load_config(args.config.as_deref())?;
     let telemetry = telemetry::init(SERVICE, &config.telemetry)?;
-    let store = Arc::new(SqliteStore::open(&config.store).await?);
+    let store = Arc::new(SqliteStore::open(&config.store, config.status.clone()).await?);
     let listener = tokio::net::TcpListener::bind(config.gateway.listen).await?;
     let result =
         ingest_gateway::run(config, store.clone(), store, listener, shutdown_on_signal()).await;

@@ -47,6 +47,10 @@ pub enum ApiError {
     UnreadableBody,
     #[error("the request took too long; retry (with the same Idempotency-Key for submissions)")]
     Timeout,
+    #[error("the callback's signature does not verify")]
+    InvalidSignature,
+    #[error("unreadable callback: {0}")]
+    InvalidCallback(String),
     #[error("this Idempotency-Key was already used for a different request")]
     IdempotencyConflict { receipt_id: ReceiptId },
     #[error("the event broker is unavailable; retry with the same Idempotency-Key")]
@@ -138,6 +142,12 @@ impl ApiError {
             },
             Self::UnreadableBody => (S::BAD_REQUEST, "unreadable-body", "Unreadable request body"),
             Self::Timeout => (S::REQUEST_TIMEOUT, "request-timeout", "Request timeout"),
+            Self::InvalidSignature => (
+                S::UNAUTHORIZED,
+                "invalid-signature",
+                "Invalid callback signature",
+            ),
+            Self::InvalidCallback(_) => (S::BAD_REQUEST, "invalid-callback", "Unreadable callback"),
             Self::IdempotencyConflict { .. } => (
                 S::CONFLICT,
                 "idempotency-key-conflict",
@@ -246,6 +256,8 @@ mod tests {
             ApiError::Document(DocumentError::UnsupportedMediaType("text/plain".into())),
             ApiError::UnreadableBody,
             ApiError::Timeout,
+            ApiError::InvalidSignature,
+            ApiError::InvalidCallback("x".into()),
             ApiError::IdempotencyConflict {
                 receipt_id: ReceiptId::new(),
             },

@@ -9,14 +9,15 @@ use chrono::{DateTime, Utc};
 use receipts_domain::event::now_millis;
 use receipts_domain::{
     CallbackUrl, DocumentFormat, EventId, EventMeta, IdempotencyDecision, IdempotencyKey,
-    NormalizedReceipt, Reason, ReceiptEvent, ReceiptId, ReceiptType, RequestFingerprint, Status,
-    Submitted,
+    NormalizedReceipt, Reason, ReceiptEvent, ReceiptId, ReceiptType, Registration,
+    RegistrationFailure, RequestFingerprint, Status, Submitted,
 };
 use receipts_store::{ReceiptRecord, Reservation, Reserved, TimelineEntry};
 use serde::Serialize;
 
 use crate::app::AppState;
 use crate::auth::Caller;
+use crate::body::read_limited;
 use crate::problem::ApiError;
 
 pub const RECEIPT_TYPE: &str = "receipt-type";
@@ -202,46 +203,6 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&
     }
 }
 
-/// Reads the body, refusing more than `limit` bytes. An oversized body is still read (and
-/// discarded) up to [`DRAIN_LIMIT`], so the client, which may still be sending, reliably gets the
-/// 413 instead of a reset connection; beyond that the connection is simply closed.
-async fn read_limited(
-    headers: &HeaderMap,
-    mut body: Body,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    use http_body_util::BodyExt;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    let mut buffer = Vec::with_capacity(declared.map_or(0, |n| n.min(limit as u64) as usize));
-    let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| ApiError::UnreadableBody)?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        total = total.saturating_add(data.len());
-        if total <= limit {
-            buffer.extend_from_slice(&data);
-        } else if total > DRAIN_LIMIT {
-            break;
-        }
-    }
-    if total > limit {
-        Err(ApiError::PayloadTooLarge { limit })
-    } else {
-        Ok(Bytes::from(buffer))
-    }
-}
-
-/// How much of an oversized body is read and discarded before answering 413.
-const DRAIN_LIMIT: usize = 1024 * 1024;
-
 fn status_url(state: &AppState, id: ReceiptId) -> String {
     format!("{}/v1/receipts/{id}", state.public_url)
 }
@@ -261,7 +222,8 @@ fn parse_id(raw: &str) -> Result<ReceiptId, ApiError> {
 pub struct ReceiptView {
     pub id: ReceiptId,
     pub status: Status,
-    pub receipt_type: String,
+    /// Unknown while only a registry has reported on the receipt.
+    pub receipt_type: Option<String>,
     pub content_type: Option<String>,
     pub callback_url: Option<String>,
     pub received_at: Option<DateTime<Utc>>,
@@ -270,6 +232,10 @@ pub struct ReceiptView {
     pub reasons: Vec<Reason>,
     /// The normalized receipt, once validated.
     pub receipt: Option<NormalizedReceipt>,
+    /// One per registry that registered the receipt, in registry-name order.
+    pub registrations: Vec<Registration>,
+    /// One per registry that failed for good, in registry-name order.
+    pub failures: Vec<RegistrationFailure>,
     pub timeline: Vec<TimelineEntry>,
     pub links: Links,
 }
@@ -293,6 +259,8 @@ impl ReceiptView {
             updated_at: record.updated_at,
             reasons: record.reasons,
             receipt: record.receipt,
+            registrations: record.registrations,
+            failures: record.failures,
             timeline: record.timeline,
             links: Links {
                 document: format!("{self_url}/document"),

@@ -2,8 +2,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ingest_gateway::HttpConfig;
+use mock_registries::MocksConfig;
 use receipts_avro::SchemaRegistryConfig;
-use receipts_kafka::KafkaConfig;
+use receipts_domain::StatusPolicy;
+use receipts_kafka::{KafkaConfig, RetryPolicy};
+use receipts_registrar::RegistrarConfig;
+use receipts_registries::RegistryConfig;
 use receipts_runtime::{LogFormat, TelemetryConfig};
 use receipts_store::SqliteConfig;
 use serde::{Deserialize, Serialize};
@@ -18,6 +22,9 @@ pub struct EmbeddedConfig {
     /// Serve the schema registry at `schema_registry.url`.
     pub schema_registry: bool,
     pub schema_registry_storage: PathBuf,
+    /// Start the mock tax and logistics registries (`[mocks]`); the registries named `tax` and
+    /// `logistics` are then served by them.
+    pub mock_registries: bool,
     /// Where the development API key (tenant `dev`, read-write) is written on first start.
     pub dev_api_key_file: PathBuf,
 }
@@ -29,16 +36,26 @@ impl Default for EmbeddedConfig {
             broker_storage: PathBuf::from("data/broker.db"),
             schema_registry: true,
             schema_registry_storage: PathBuf::from("data/schema-registry.json"),
+            mock_registries: true,
             dev_api_key_file: PathBuf::from("data/dev-api-key"),
         }
     }
 }
 
-/// Everything `receipts up` reads: the shared sections every service also reads, plus `embedded`.
+/// Everything `receipts up` reads: the shared sections every service also reads, plus `embedded`
+/// and `mocks`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlatformConfig {
     pub embedded: EmbeddedConfig,
+    /// The mock registries (with `embedded.mock_registries`).
+    pub mocks: MocksConfig,
+    /// The registries receipts are registered with; one registrar runs per entry.
+    pub registries: Vec<RegistryConfig>,
+    /// The registrars' retry tiers and horizon.
+    pub retry: RetryPolicy,
+    /// Which registries a receipt needs to be ACCEPTED.
+    pub status: StatusPolicy,
     pub gateway: HttpConfig,
     pub kafka: KafkaConfig,
     pub schema_registry: SchemaRegistryConfig,
@@ -48,8 +65,18 @@ pub struct PlatformConfig {
 
 impl Default for PlatformConfig {
     fn default() -> Self {
+        let mut mocks = MocksConfig::default();
+        mocks.tax.state_file = Some(PathBuf::from("data/mock-tax.jsonl"));
+        mocks.logistics.state_file = Some(PathBuf::from("data/mock-logistics.jsonl"));
         Self {
             embedded: EmbeddedConfig::default(),
+            mocks,
+            registries: vec![
+                RegistryConfig::tax_default(),
+                RegistryConfig::logistics_default(),
+            ],
+            retry: RetryPolicy::default(),
+            status: StatusPolicy::default(),
             gateway: HttpConfig::default(),
             // The embedded broker (tansu) waits out a fetch's maximum wait even when data
             // arrives: 100 ms per hop keeps latency low at a modest idle cost (measured: about
@@ -75,6 +102,8 @@ impl PlatformConfig {
         self.embedded.schema_registry_storage = dir.join("schema-registry.json");
         self.embedded.dev_api_key_file = dir.join("dev-api-key");
         self.store.path = dir.join("receipts.db");
+        self.mocks.tax.state_file = Some(dir.join("mock-tax.jsonl"));
+        self.mocks.logistics.state_file = Some(dir.join("mock-logistics.jsonl"));
         self
     }
 
@@ -91,6 +120,7 @@ impl PlatformConfig {
             kafka: self.kafka.clone(),
             schema_registry: self.schema_registry.clone(),
             store: self.store.clone(),
+            status: self.status.clone(),
             telemetry: self.telemetry.clone(),
         }
     }
@@ -98,9 +128,25 @@ impl PlatformConfig {
     pub fn gateway(&self) -> ingest_gateway::GatewayConfig {
         ingest_gateway::GatewayConfig {
             gateway: self.gateway.clone(),
+            registry_callbacks: self
+                .registries
+                .iter()
+                .filter_map(|r| r.callbacks().map(|c| (r.name.clone(), c)))
+                .collect(),
+            status: self.status.clone(),
             kafka: self.kafka.clone(),
             schema_registry: self.schema_registry.clone(),
             store: self.store.clone(),
+            telemetry: self.telemetry.clone(),
+        }
+    }
+
+    pub fn registrar(&self, registry: &RegistryConfig) -> RegistrarConfig {
+        RegistrarConfig {
+            registry: registry.clone(),
+            retry: self.retry.clone(),
+            kafka: self.kafka.clone(),
+            schema_registry: self.schema_registry.clone(),
             telemetry: self.telemetry.clone(),
         }
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use receipts::clients;
 use receipts::{Platform, PlatformConfig};
-use receipts_domain::{ReceiptType, TenantId};
+use receipts_domain::{ReceiptType, StatusPolicy, TenantId};
 use receipts_runtime::{load_config, shutdown_on_signal, telemetry};
 use receipts_store::{ClientId, ClientStore, Scope, SqliteStore};
 
@@ -28,8 +28,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start everything in this process: broker, schema registry, store and all services.
+    /// Start everything in this process: broker, schema registry, store, mock registries and all
+    /// services.
     Up,
+    /// Inspect and replay dead-letter topics.
+    #[command(subcommand)]
+    Dlt(DltCommand),
     /// Manage API clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
@@ -44,6 +48,25 @@ enum Command {
         /// Reproduce a particular document (default: a random one).
         #[arg(long)]
         seed: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DltCommand {
+    /// Every dead-letter topic, with its message counts.
+    List,
+    /// The messages of a dead-letter topic: where they came from and why they failed.
+    Inspect {
+        topic: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Send the not-yet-replayed messages of a dead-letter topic back to the first retry tier of
+    /// the service that gave up on them (after fixing the cause).
+    Replay {
+        topic: String,
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
     },
 }
 
@@ -80,6 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up => up(config).await,
         Command::Clients(command) => clients_command(config, command).await,
+        Command::Dlt(command) => dlt_command(config, command).await,
         Command::Sample {
             receipt_type,
             invalid,
@@ -99,6 +123,11 @@ async fn up(config: PlatformConfig) -> anyhow::Result<()> {
     println!("  HTTP API         {gateway}");
     println!("  Kafka            {kafka}");
     println!("  Schema Registry  {registry}");
+    for (name, url) in &platform.mocks {
+        println!(
+            "  mock {name:<11} {url}  (faults: PUT {url}/admin/faults, counts: GET {url}/admin/stats)"
+        );
+    }
     match &platform.new_dev_key {
         Some(key) => println!(
             "  dev API key      {key}  (tenant dev, read-write; saved to {})",
@@ -116,6 +145,49 @@ async fn up(config: PlatformConfig) -> anyhow::Result<()> {
     Ok(result?)
 }
 
+async fn dlt_command(config: PlatformConfig, command: DltCommand) -> anyhow::Result<()> {
+    use receipts_kafka::dead_letters;
+    match command {
+        DltCommand::List => {
+            let topics = dead_letters::list(&config.kafka).await?;
+            println!("{:<60}  {:>8}  {:>8}", "topic", "messages", "pending");
+            for t in topics {
+                println!("{:<60}  {:>8}  {:>8}", t.name, t.messages, t.pending);
+            }
+        }
+        DltCommand::Inspect { topic, limit } => {
+            for d in dead_letters::inspect(&config.kafka, &topic, limit).await? {
+                let failed_at = d.failed_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+                println!(
+                    "{}:{}  key {}  event {}  {}{}",
+                    d.partition,
+                    d.offset,
+                    d.key,
+                    d.event_id.as_deref().unwrap_or("-"),
+                    if d.replayed { "replayed  " } else { "" },
+                    failed_at
+                );
+                println!("    from     {}", d.original.as_deref().unwrap_or("-"));
+                println!("    attempt  {}", d.attempt.as_deref().unwrap_or("-"));
+                println!(
+                    "    error    {}: {}",
+                    d.error_kind.as_deref().unwrap_or("-"),
+                    d.error_message.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        DltCommand::Replay { topic, limit } => {
+            let codec =
+                std::sync::Arc::new(receipts_avro::EventCodec::new(&config.schema_registry)?);
+            let producer =
+                receipts_kafka::EventProducer::new(&config.kafka, "receipts-dlt", codec)?;
+            let replayed = dead_letters::replay(&config.kafka, &producer, &topic, limit).await?;
+            println!("replayed {replayed} message(s) from {topic}");
+        }
+    }
+    Ok(())
+}
+
 fn sample(receipt_type: &str, invalid: bool, seed: Option<u64>) -> anyhow::Result<()> {
     use std::io::Write;
     let receipt_type = ReceiptType::lookup(receipt_type)?;
@@ -128,7 +200,8 @@ fn sample(receipt_type: &str, invalid: bool, seed: Option<u64>) -> anyhow::Resul
 }
 
 async fn clients_command(config: PlatformConfig, command: ClientsCommand) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&config.store).await?;
+    // Clients only: the status policy plays no part.
+    let store = SqliteStore::open(&config.store, StatusPolicy::default()).await?;
     match command {
         ClientsCommand::Create {
             tenant,

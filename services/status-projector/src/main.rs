@@ -14,7 +14,7 @@ async fn run() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
     let config: ProjectorConfig = load_config(args.config.as_deref())?;
     let telemetry = telemetry::init(SERVICE, &config.telemetry)?;
-    let store = Arc::new(SqliteStore::open(&config.store).await?);
+    let store = Arc::new(SqliteStore::open(&config.store, config.status.clone()).await?);
     let result = status_projector::run(config, store, shutdown_on_signal()).await;
     telemetry.shutdown();
     Ok(result?)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use receipts_avro::{EventCodec, SchemaRegistryConfig};
 use receipts_domain::{
-    EventKind, EventMeta, Reason, ReceiptEvent, ReceiptType, Rejected, Submitted, Validated,
+    EventMeta, Reason, ReceiptEvent, ReceiptType, Rejected, Submitted, Topic, Validated,
 };
 use receipts_kafka::{
     ConsumerSpec, EventHandler, EventProducer, HandlerError, KafkaConfig, MessageContext,
@@ -39,17 +39,17 @@ pub enum Error {
 /// Runs the validator until `shutdown` is cancelled.
 pub async fn run(config: ValidatorConfig, shutdown: CancellationToken) -> Result<(), Error> {
     let topics = TopicNames::new(&config.kafka);
-    let specs: Vec<TopicSpec> = EventKind::ALL
+    let produced = [Topic::Validated, Topic::Rejected];
+    let specs: Vec<TopicSpec> = produced
         .iter()
-        .map(|&k| TopicSpec::new(&config.kafka, topics.event(k)))
+        .chain([&Topic::Submitted])
+        .map(|t| TopicSpec::new(&config.kafka, topics.of(t)))
         .collect();
     ensure_topics(&config.kafka, &specs).await?;
     let codec = Arc::new(EventCodec::new(&config.schema_registry)?);
     let producer = EventProducer::new(&config.kafka, SERVICE, codec)?;
-    producer
-        .register_schemas(&[EventKind::Validated, EventKind::Rejected])
-        .await?;
-    let spec = ConsumerSpec::new(SERVICE, vec![topics.event(EventKind::Submitted)]);
+    producer.register_schemas(&produced).await?;
+    let spec = ConsumerSpec::new(SERVICE, vec![topics.of(&Topic::Submitted)]);
     let handler = Arc::new(Validator {
         producer: producer.clone(),
     });
@@ -81,7 +81,7 @@ impl EventHandler for Validator {
                 first_code = r.reasons.first().map(|r| r.code.as_str()).unwrap_or_default(),
                 "receipt rejected"
             ),
-            ReceiptEvent::Submitted(_) => {}
+            _ => {}
         }
         self.producer
             .publish(&outcome)

@@ -131,7 +131,10 @@ pub trait EventHandler: Send + Sync + 'static {
         last: &RetryableFailure,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send {
         let _ = (event, context);
-        let reason = format!("retry horizon exceeded; last failure ({}): {}", last.kind, last.message);
+        let reason = format!(
+            "retry horizon exceeded; last failure ({}): {}",
+            last.kind, last.message
+        );
         async move { Err(HandlerError::Poison(reason)) }
     }
 }
@@ -184,7 +187,12 @@ pub async fn run_consumer<H: EventHandler>(
         .create_with_context(LoopContext {
             shared: Arc::clone(&shared),
         })?;
-    let topics: Vec<&str> = spec.topics.iter().chain(&retry_topics).map(String::as_str).collect();
+    let topics: Vec<&str> = spec
+        .topics
+        .iter()
+        .chain(&retry_topics)
+        .map(String::as_str)
+        .collect();
     consumer.subscribe(&topics)?;
     tracing::info!(service = %spec.service, group, topics = ?spec.topics, "consumer started");
 
@@ -266,7 +274,11 @@ impl<H: EventHandler> Shared<H> {
     }
 
     /// The partition's worker, started (or restarted, if it died) as needed.
-    fn worker<'a>(&self, workers: &'a mut HashMap<Partition, Worker>, partition: &Partition) -> &'a Worker {
+    fn worker<'a>(
+        &self,
+        workers: &'a mut HashMap<Partition, Worker>,
+        partition: &Partition,
+    ) -> &'a Worker {
         let alive = workers.get(partition).is_some_and(|w| !w.tx.is_closed());
         if !alive {
             if workers.contains_key(partition) {
@@ -289,14 +301,22 @@ impl<H: EventHandler> Shared<H> {
             return;
         }
         let message = if is_due(&message) {
-            match self.worker(&mut state.workers, &partition).tx.try_send(message) {
+            match self
+                .worker(&mut state.workers, &partition)
+                .tx
+                .try_send(message)
+            {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m)) => m,
             }
         } else {
             message
         };
-        state.parked.entry(partition.clone()).or_default().push_back(message);
+        state
+            .parked
+            .entry(partition.clone())
+            .or_default()
+            .push_back(message);
         set_paused(consumer, &partition, true);
     }
 
@@ -308,9 +328,15 @@ impl<H: EventHandler> Shared<H> {
         let mut resumed = Vec::new();
         for (partition, queue) in &mut state.parked {
             while queue.front().is_some_and(is_due) {
-                let Some(message) = queue.pop_front() else { break };
-                if let Err(mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m)) =
-                    self.worker(&mut state.workers, partition).tx.try_send(message)
+                let Some(message) = queue.pop_front() else {
+                    break;
+                };
+                if let Err(
+                    mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m),
+                ) = self
+                    .worker(&mut state.workers, partition)
+                    .tx
+                    .try_send(message)
                 {
                     queue.push_front(m);
                     break;
@@ -462,4 +488,3 @@ impl<H: EventHandler> ConsumerContext for LoopContext<H> {
         }
     }
 }
-

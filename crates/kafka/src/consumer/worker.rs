@@ -76,7 +76,11 @@ enum Step {
 }
 
 /// Handles one message until it is done (true) or the worker is cancelled mid-retry (false).
-async fn process<H: EventHandler>(env: &WorkerEnv<H>, message: OwnedMessage, cancel: &CancellationToken) -> bool {
+async fn process<H: EventHandler>(
+    env: &WorkerEnv<H>,
+    message: OwnedMessage,
+    cancel: &CancellationToken,
+) -> bool {
     let context = context_of(&message);
     let event_id = header(&message, headers::EVENT_ID).unwrap_or_default();
     let span = tracing::info_span!(
@@ -91,7 +95,10 @@ async fn process<H: EventHandler>(env: &WorkerEnv<H>, message: OwnedMessage, can
     trace::set_parent(&span, context.traceparent.as_deref());
     let mut backoff = Backoff::default();
     loop {
-        let attempt = trace::with_inbound(context.traceparent.clone(), attempt(env, &message, &context));
+        let attempt = trace::with_inbound(
+            context.traceparent.clone(),
+            attempt(env, &message, &context),
+        );
         match attempt.instrument(span.clone()).await {
             Step::Done => return true,
             Step::Again(reason) => {
@@ -108,22 +115,41 @@ async fn process<H: EventHandler>(env: &WorkerEnv<H>, message: OwnedMessage, can
 
 /// What the headers say about where a message comes from and which attempt this is.
 fn context_of(message: &OwnedMessage) -> MessageContext {
-    let millis = |name| header(message, name).and_then(|v| v.parse::<i64>().ok()).and_then(DateTime::from_timestamp_millis);
+    let millis = |name| {
+        header(message, name)
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(DateTime::from_timestamp_millis)
+    };
     let now = Utc::now();
     MessageContext {
         topic: message.topic().to_owned(),
         partition: message.partition(),
         offset: message.offset(),
         traceparent: header(message, headers::TRACEPARENT),
-        original_topic: header(message, headers::ORIGINAL_TOPIC).unwrap_or_else(|| message.topic().to_owned()),
-        attempt: header(message, headers::ATTEMPT).and_then(|v| v.parse().ok()).unwrap_or(1).max(1),
+        original_topic: header(message, headers::ORIGINAL_TOPIC)
+            .unwrap_or_else(|| message.topic().to_owned()),
+        attempt: header(message, headers::ATTEMPT)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+            .max(1),
         first_attempt_at: millis(headers::FIRST_ATTEMPT_AT).unwrap_or(now),
     }
 }
 
-async fn attempt<H: EventHandler>(env: &WorkerEnv<H>, message: &OwnedMessage, context: &MessageContext) -> Step {
+async fn attempt<H: EventHandler>(
+    env: &WorkerEnv<H>,
+    message: &OwnedMessage,
+    context: &MessageContext,
+) -> Step {
     let Some(payload) = message.payload() else {
-        return dead_letter(env, message, context, "undecodable", "message has no payload").await;
+        return dead_letter(
+            env,
+            message,
+            context,
+            "undecodable",
+            "message has no payload",
+        )
+        .await;
     };
     let event = match env.producer.codec().decode(payload).await {
         Ok(event) => event,
@@ -135,8 +161,12 @@ async fn attempt<H: EventHandler>(env: &WorkerEnv<H>, message: &OwnedMessage, co
     match env.handler.handle(event.clone(), context).await {
         Ok(()) => Step::Done,
         Err(HandlerError::Transient(reason)) => Step::Again(reason),
-        Err(HandlerError::Poison(reason)) => dead_letter(env, message, context, "poison", &reason).await,
-        Err(HandlerError::Retry(failure)) => schedule_retry(env, message, context, event, failure).await,
+        Err(HandlerError::Poison(reason)) => {
+            dead_letter(env, message, context, "poison", &reason).await
+        }
+        Err(HandlerError::Retry(failure)) => {
+            schedule_retry(env, message, context, event, failure).await
+        }
     }
 }
 
@@ -150,29 +180,60 @@ async fn schedule_retry<H: EventHandler>(
     failure: RetryableFailure,
 ) -> Step {
     let now = Utc::now();
-    match env.retry.next(context.attempt, context.first_attempt_at, now, failure.retry_after) {
+    match env.retry.next(
+        context.attempt,
+        context.first_attempt_at,
+        now,
+        failure.retry_after,
+    ) {
         NextAttempt::Exhausted => {
             tracing::warn!(kind = %failure.kind, message = %failure.message, attempt = context.attempt, "retry horizon exceeded");
             match env.handler.exhausted(event, context, &failure).await {
                 Ok(()) => Step::Done,
-                Err(HandlerError::Poison(reason)) => dead_letter(env, message, context, "poison", &reason).await,
-                Err(HandlerError::Transient(reason) | HandlerError::Retry(RetryableFailure { message: reason, .. })) => {
-                    Step::Again(reason)
+                Err(HandlerError::Poison(reason)) => {
+                    dead_letter(env, message, context, "poison", &reason).await
                 }
+                Err(
+                    HandlerError::Transient(reason)
+                    | HandlerError::Retry(RetryableFailure {
+                        message: reason, ..
+                    }),
+                ) => Step::Again(reason),
             }
         }
         NextAttempt::Tier { tier, due } => {
-            let topic = env.producer.topics().retry_tier(&env.service, &context.original_topic, tier);
+            let topic =
+                env.producer
+                    .topics()
+                    .retry_tier(&env.service, &context.original_topic, tier);
             let next_attempt = (context.attempt + 1).to_string();
             let due_at = due.timestamp_millis().to_string();
             let first = context.first_attempt_at.timestamp_millis().to_string();
             let headers = forwarded_headers(message, context)
-                .insert(Header { key: headers::ATTEMPT, value: Some(next_attempt.as_bytes()) })
-                .insert(Header { key: headers::DUE_AT, value: Some(due_at.as_bytes()) })
-                .insert(Header { key: headers::FIRST_ATTEMPT_AT, value: Some(first.as_bytes()) })
-                .insert(Header { key: headers::ERROR_KIND, value: Some(failure.kind.as_bytes()) })
-                .insert(Header { key: headers::ERROR_MESSAGE, value: Some(truncated(&failure.message).as_bytes()) });
-            let (key, payload) = (message.key().unwrap_or_default(), message.payload().unwrap_or_default());
+                .insert(Header {
+                    key: headers::ATTEMPT,
+                    value: Some(next_attempt.as_bytes()),
+                })
+                .insert(Header {
+                    key: headers::DUE_AT,
+                    value: Some(due_at.as_bytes()),
+                })
+                .insert(Header {
+                    key: headers::FIRST_ATTEMPT_AT,
+                    value: Some(first.as_bytes()),
+                })
+                .insert(Header {
+                    key: headers::ERROR_KIND,
+                    value: Some(failure.kind.as_bytes()),
+                })
+                .insert(Header {
+                    key: headers::ERROR_MESSAGE,
+                    value: Some(truncated(&failure.message).as_bytes()),
+                });
+            let (key, payload) = (
+                message.key().unwrap_or_default(),
+                message.payload().unwrap_or_default(),
+            );
             match env.producer.send(&topic, key, payload, headers).await {
                 Ok(_) => {
                     tracing::info!(
@@ -199,16 +260,34 @@ async fn dead_letter<H>(
     kind: &str,
     reason: &str,
 ) -> Step {
-    let topic = env.producer.topics().dead_letter(&env.service, &context.original_topic);
+    let topic = env
+        .producer
+        .topics()
+        .dead_letter(&env.service, &context.original_topic);
     tracing::error!(dead_letter_topic = %topic, error_kind = kind, reason, "dead-lettering message");
     let attempt = context.attempt.to_string();
     let failed_at = Utc::now().timestamp_millis().to_string();
     let headers = forwarded_headers(message, context)
-        .insert(Header { key: headers::ATTEMPT, value: Some(attempt.as_bytes()) })
-        .insert(Header { key: headers::ERROR_KIND, value: Some(kind.as_bytes()) })
-        .insert(Header { key: headers::ERROR_MESSAGE, value: Some(truncated(reason).as_bytes()) })
-        .insert(Header { key: headers::FAILED_AT, value: Some(failed_at.as_bytes()) });
-    let (key, payload) = (message.key().unwrap_or_default(), message.payload().unwrap_or_default());
+        .insert(Header {
+            key: headers::ATTEMPT,
+            value: Some(attempt.as_bytes()),
+        })
+        .insert(Header {
+            key: headers::ERROR_KIND,
+            value: Some(kind.as_bytes()),
+        })
+        .insert(Header {
+            key: headers::ERROR_MESSAGE,
+            value: Some(truncated(reason).as_bytes()),
+        })
+        .insert(Header {
+            key: headers::FAILED_AT,
+            value: Some(failed_at.as_bytes()),
+        });
+    let (key, payload) = (
+        message.key().unwrap_or_default(),
+        message.payload().unwrap_or_default(),
+    );
     match env.producer.send(&topic, key, payload, headers).await {
         Ok(_) => Step::Done,
         Err(error) => Step::Again(format!("dead-letter produce failed: {error}")),
@@ -220,16 +299,33 @@ async fn dead_letter<H>(
 fn forwarded_headers(message: &OwnedMessage, context: &MessageContext) -> OwnedHeaders {
     let mut out = OwnedHeaders::new();
     if let Some(original) = message.headers() {
-        for h in original.iter().filter(|h| !headers::RETRY_BOOKKEEPING.contains(&h.key)) {
-            out = out.insert(Header { key: h.key, value: h.value });
+        for h in original
+            .iter()
+            .filter(|h| !headers::RETRY_BOOKKEEPING.contains(&h.key))
+        {
+            out = out.insert(Header {
+                key: h.key,
+                value: h.value,
+            });
         }
     }
     // The first hop records the source position; later hops keep it.
-    let partition = header(message, headers::ORIGINAL_PARTITION).unwrap_or_else(|| context.partition.to_string());
-    let offset = header(message, headers::ORIGINAL_OFFSET).unwrap_or_else(|| context.offset.to_string());
-    out.insert(Header { key: headers::ORIGINAL_TOPIC, value: Some(context.original_topic.as_bytes()) })
-        .insert(Header { key: headers::ORIGINAL_PARTITION, value: Some(partition.as_bytes()) })
-        .insert(Header { key: headers::ORIGINAL_OFFSET, value: Some(offset.as_bytes()) })
+    let partition = header(message, headers::ORIGINAL_PARTITION)
+        .unwrap_or_else(|| context.partition.to_string());
+    let offset =
+        header(message, headers::ORIGINAL_OFFSET).unwrap_or_else(|| context.offset.to_string());
+    out.insert(Header {
+        key: headers::ORIGINAL_TOPIC,
+        value: Some(context.original_topic.as_bytes()),
+    })
+    .insert(Header {
+        key: headers::ORIGINAL_PARTITION,
+        value: Some(partition.as_bytes()),
+    })
+    .insert(Header {
+        key: headers::ORIGINAL_OFFSET,
+        value: Some(offset.as_bytes()),
+    })
 }
 
 fn truncated(text: &str) -> &str {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::message::OwnedHeaders;
 use receipts_domain::{
-    EventKind, EventMeta, IdempotencyKey, ReceiptEvent, ReceiptId, Submitted, TenantId,
+    EventMeta, IdempotencyKey, ReceiptEvent, ReceiptId, Submitted, TenantId, Topic,
 };
 use receipts_kafka::{
     ConsumerSpec, EventHandler, EventProducer, HandlerError, MessageContext, TopicSpec,
@@ -108,7 +108,7 @@ impl Recorder {
 }
 
 async fn setup(env: &TestEnv) -> (EventProducer, String) {
-    let topic = env.topic(EventKind::Submitted.topic());
+    let topic = env.topic(&Topic::Submitted.name());
     ensure_topics(&env.kafka, &[TopicSpec::new(&env.kafka, topic.clone())])
         .await
         .expect("topics");

@@ -28,8 +28,9 @@ use async_trait::async_trait;
 use libsql::{Connection, Database};
 use receipts_domain::event::now_millis;
 use receipts_domain::{
-    EventId, EventKind, IdempotencyKey, ReceiptEvent, ReceiptId, ReceiptState, RequestFingerprint,
-    Status, TenantId, Transition,
+    EventId, EventKind, Fact, IdempotencyKey, ReceiptEvent, ReceiptId, ReceiptState, Registration,
+    RegistrationFailure, RegistryName, RequestFingerprint, Status, StatusPolicy, TenantId,
+    Transition,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -56,6 +57,8 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    /// Which registries ACCEPTED needs: statuses are derived with it.
+    policy: StatusPolicy,
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
@@ -65,6 +68,7 @@ impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
             .field("path", &self.inner.path)
+            .field("policy", &self.inner.policy)
             .finish_non_exhaustive()
     }
 }
@@ -72,7 +76,11 @@ impl fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `config.path` and brings its schema up to date.
     /// Safe to call concurrently from several processes on the same file.
-    pub async fn open(config: &SqliteConfig) -> Result<Self> {
+    ///
+    /// `policy` says which registries a receipt must be registered with to be ACCEPTED: every
+    /// status this store records is derived with it, so every process that applies events to one
+    /// database should use the same policy.
+    pub async fn open(config: &SqliteConfig, policy: StatusPolicy) -> Result<Self> {
         let path = config.path.display().to_string();
         let failed = |e: Error| match e {
             Error::Open { .. } => e,
@@ -100,10 +108,16 @@ impl SqliteStore {
                 connect(&db, config, Role::Reader).await.map_err(failed)?,
             ));
         }
-        tracing::debug!(path, synchronous = ?config.synchronous, "opened sqlite store");
+        tracing::debug!(
+            path,
+            synchronous = ?config.synchronous,
+            required_registries = ?policy.required_registries,
+            "opened sqlite store"
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 path: config.path.clone(),
+                policy,
                 writer: Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
@@ -114,6 +128,11 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The policy statuses are derived with.
+    pub fn policy(&self) -> &StatusPolicy {
+        &self.inner.policy
     }
 
     /// The schema version of the open database (`PRAGMA user_version`).
@@ -207,47 +226,61 @@ async fn commit(conn: &Connection) -> Result<()> {
 
 /// Columns of `receipts` as [`Projection::from_row`] reads them.
 const PROJECTION_COLUMNS: &str = "tenant_id, status, state_json, version, receipt_type, content_type, \
-     callback_url, received_at, updated_at, reasons_json, receipt_json";
+     callback_url, received_at, updated_at, reasons_json, receipt_json, registrations_json, \
+     failures_json";
 
-/// A `receipts` row, with the JSON columns left undecoded: `apply` only rewrites them.
+/// A `receipts` row. The JSON columns `apply` only carries over stay undecoded; registrations
+/// and failures are decoded because `apply` merges into them.
 #[derive(Debug, Clone)]
 struct Projection {
     tenant_id: String,
+    /// The status recorded by the last applied event.
+    status: Status,
     state: ReceiptState,
     version: i64,
-    receipt_type: String,
+    receipt_type: Option<String>,
     content_type: Option<String>,
     callback_url: Option<String>,
     received_at: Option<i64>,
     updated_at: i64,
     reasons_json: Option<String>,
     receipt_json: Option<String>,
+    registrations: Vec<Registration>,
+    failures: Vec<RegistrationFailure>,
 }
 
 impl Projection {
     /// The row a receipt's first event creates (before that event is folded in).
-    fn empty(event: &ReceiptEvent) -> Self {
+    fn empty(event: &ReceiptEvent, policy: &StatusPolicy) -> Self {
+        let state = ReceiptState::default();
         Self {
             tenant_id: event.meta().tenant_id.as_str().to_owned(),
-            state: ReceiptState::default(),
+            status: state.status(policy),
+            state,
             version: 0,
-            receipt_type: event.receipt_type().to_owned(),
+            receipt_type: None,
             content_type: None,
             callback_url: None,
             received_at: None,
             updated_at: 0,
             reasons_json: None,
             receipt_json: None,
+            registrations: Vec::new(),
+            failures: Vec::new(),
         }
     }
 
-    fn from_row(row: &libsql::Row) -> Result<Self> {
+    fn from_row(row: &libsql::Row, policy: &StatusPolicy) -> Result<Self> {
         let state: ReceiptState = codec::from_json(
             &codec::text(row, 2, "receipts.state_json")?,
             "receipts.state_json",
         )?;
-        let status = codec::text(row, 1, "receipts.status")?;
-        if status != state.status().as_str() {
+        let status = codec::parse(
+            &codec::text(row, 1, "receipts.status")?,
+            "receipts.status",
+            |s| Status::parse(s).ok_or("unknown status"),
+        )?;
+        if !status_fits_state(status, &state, policy) {
             return Err(codec::corrupt(
                 "receipts.status",
                 format!("status {status} contradicts state {state:?}"),
@@ -255,15 +288,24 @@ impl Projection {
         }
         Ok(Self {
             tenant_id: codec::text(row, 0, "receipts.tenant_id")?,
+            status,
             state,
             version: codec::int(row, 3, "receipts.version")?,
-            receipt_type: codec::text(row, 4, "receipts.receipt_type")?,
+            receipt_type: codec::opt_text(row, 4, "receipts.receipt_type")?,
             content_type: codec::opt_text(row, 5, "receipts.content_type")?,
             callback_url: codec::opt_text(row, 6, "receipts.callback_url")?,
             received_at: codec::opt_int(row, 7, "receipts.received_at")?,
             updated_at: codec::int(row, 8, "receipts.updated_at")?,
             reasons_json: codec::opt_text(row, 9, "receipts.reasons_json")?,
             receipt_json: codec::opt_text(row, 10, "receipts.receipt_json")?,
+            registrations: codec::from_json(
+                &codec::text(row, 11, "receipts.registrations_json")?,
+                "receipts.registrations_json",
+            )?,
+            failures: codec::from_json(
+                &codec::text(row, 12, "receipts.failures_json")?,
+                "receipts.failures_json",
+            )?,
         })
     }
 
@@ -275,7 +317,7 @@ impl Projection {
         Ok(ReceiptRecord {
             id,
             tenant_id: self.tenant()?,
-            status: self.state.status(),
+            status: self.status,
             state: self.state,
             version: u64::try_from(self.version).map_err(|_| {
                 codec::corrupt(
@@ -296,33 +338,96 @@ impl Projection {
                 .receipt_json
                 .map(|json| codec::from_json(&json, "receipts.receipt_json"))
                 .transpose()?,
+            registrations: self.registrations,
+            failures: self.failures,
             timeline,
         })
     }
 }
 
-async fn load_projection(conn: &Connection, id: &str) -> Result<Option<Projection>> {
+/// Whether a stored status can belong to a stored state. The status is derived from the state
+/// with the policy of the store that wrote it; a store opened later with another policy (a
+/// registry added to or removed from `[status]`) may derive VALIDATED where ACCEPTED was stored
+/// or the reverse. That is a configuration change, not corruption: the stored status stands until
+/// the receipt's next event. Any other disagreement is corruption.
+fn status_fits_state(stored: Status, state: &ReceiptState, policy: &StatusPolicy) -> bool {
+    let derived = state.status(policy);
+    let registering = |s: Status| matches!(s, Status::Validated | Status::Accepted);
+    stored == derived || (registering(stored) && registering(derived))
+}
+
+/// Adds `item` to `items` (kept in registry-name order) unless its registry already has one:
+/// the first report of a registry's outcome wins.
+fn merge_first<T: Clone>(items: &mut Vec<T>, item: &T, registry: impl Fn(&T) -> &RegistryName) {
+    if let Err(at) = items.binary_search_by(|x| registry(x).cmp(registry(item))) {
+        items.insert(at, item.clone());
+    }
+}
+
+/// The registry a registration event is about.
+fn registry_of(event: &ReceiptEvent) -> Option<&RegistryName> {
+    match event {
+        ReceiptEvent::Registered(e) => Some(&e.registration.registry),
+        ReceiptEvent::RegistrationFailed(e) => Some(&e.failure.registry),
+        _ => None,
+    }
+}
+
+async fn load_projection(
+    conn: &Connection,
+    id: &str,
+    policy: &StatusPolicy,
+) -> Result<Option<Projection>> {
     let sql = format!("SELECT {PROJECTION_COLUMNS} FROM receipts WHERE id = ?1");
     let mut rows = conn.query(&sql, [id]).await?;
     match rows.next().await? {
-        Some(row) => Projection::from_row(&row).map(Some),
+        Some(row) => Projection::from_row(&row, policy).map(Some),
         None => Ok(None),
     }
+}
+
+/// The transition recorded in the timeline when event `event_id` was applied.
+async fn recorded_transition(conn: &Connection, id: &str, event_id: &str) -> Result<Transition> {
+    let mut rows = conn
+        .query(
+            "SELECT status_before, status FROM timeline WHERE receipt_id = ?1 AND event_id = ?2",
+            [id, event_id],
+        )
+        .await?;
+    let row = rows
+        .next()
+        .await?
+        .ok_or_else(|| codec::corrupt("timeline", "conflicting entry not found"))?;
+    let status = |idx, what| {
+        codec::parse(&codec::text(&row, idx, what)?, what, |s| {
+            Status::parse(s).ok_or("unknown status")
+        })
+    };
+    Ok(Transition {
+        from: status(0, "timeline.status_before")?,
+        to: status(1, "timeline.status")?,
+    })
 }
 
 /// What one attempt at applying an event came to.
 enum Step {
     Applied(Transition),
-    Duplicate,
+    Duplicate(Transition),
     /// The version guard refused the update: retry from the start.
     Conflict,
 }
 
 /// One attempt at `apply`, inside a write transaction that the caller commits or rolls back.
-async fn apply_in_tx(conn: &Connection, event: &ReceiptEvent) -> Result<Step> {
+async fn apply_in_tx(
+    conn: &Connection,
+    event: &ReceiptEvent,
+    fact: &Fact,
+    policy: &StatusPolicy,
+) -> Result<Step> {
     let meta = event.meta();
     let id = meta.receipt_id.to_string();
-    let existing = load_projection(conn, &id).await?;
+    let event_id = meta.event_id.to_string();
+    let existing = load_projection(conn, &id, policy).await?;
     let is_new = existing.is_none();
     let mut row = match existing {
         Some(row) if row.tenant_id != meta.tenant_id.as_str() => {
@@ -333,22 +438,34 @@ async fn apply_in_tx(conn: &Connection, event: &ReceiptEvent) -> Result<Step> {
             });
         }
         Some(row) => row,
-        None => Projection::empty(event),
+        None => Projection::empty(event, policy),
     };
 
-    let before = row.state;
-    let transition = row.state.apply(event.kind());
+    let before = row.state.clone();
+    // From the status partners last saw (the stored one), to the one the facts now add up to.
+    // Under one policy ACCEPTED is final by construction; should a stricter policy have been
+    // configured since, it is still never withdrawn.
+    let derived = row.state.apply(fact, policy).to;
+    let transition = Transition {
+        from: row.status,
+        to: match (row.status, derived) {
+            (Status::Accepted, Status::Validated) => Status::Accepted,
+            (_, derived) => derived,
+        },
+    };
+    row.status = transition.to;
     let expected_version = row.version;
     row.version += 1;
     let now = codec::millis(now_millis());
     row.updated_at = now;
     // Each fact's data comes from the first event that stated it. A second, different event of
     // the same kind (not a redelivery: those are caught by the timeline below) only adds to the
-    // timeline, so a fiscal document, once stored, is never replaced.
+    // timeline, so a fiscal document or a registration, once stored, is never replaced.
     let mut document = None;
     match event {
         ReceiptEvent::Submitted(e) if !before.submitted => {
-            row.receipt_type.clone_from(&e.receipt_type);
+            // The submission names the type the partner declared; it wins over any other.
+            row.receipt_type = Some(e.receipt_type.clone());
             row.content_type = Some(e.content_type.clone());
             row.callback_url = e.callback_url.as_ref().map(|url| url.as_str().to_owned());
             row.received_at = Some(codec::millis(e.meta.occurred_at));
@@ -360,41 +477,58 @@ async fn apply_in_tx(conn: &Connection, event: &ReceiptEvent) -> Result<Step> {
         ReceiptEvent::Rejected(e) if !before.rejected => {
             row.reasons_json = Some(codec::to_json(&e.reasons, "rejection reasons")?);
         }
+        ReceiptEvent::Registered(e) => {
+            merge_first(&mut row.registrations, &e.registration, |r| &r.registry);
+        }
+        ReceiptEvent::RegistrationFailed(e) => {
+            merge_first(&mut row.failures, &e.failure, |f| &f.registry);
+        }
         _ => {}
+    }
+    if row.receipt_type.is_none() {
+        row.receipt_type = event.receipt_type().map(str::to_owned);
     }
 
     // The timeline entry doubles as the deduplication record.
     let inserted = conn
         .execute(
-            "INSERT INTO timeline (receipt_id, event_id, kind, occurred_at, recorded_at, status, seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO timeline (receipt_id, event_id, kind, occurred_at, recorded_at, status_before,
+                                   status, registry, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (receipt_id, event_id) DO NOTHING",
             (
                 id.as_str(),
-                meta.event_id.to_string(),
+                event_id.as_str(),
                 event.kind().as_str(),
                 codec::millis(meta.occurred_at),
                 now,
+                transition.from.as_str(),
                 transition.to.as_str(),
+                registry_of(event).map(RegistryName::as_str),
                 row.version,
             ),
         )
         .await?;
     if inserted == 0 {
-        return Ok(Step::Duplicate);
+        return recorded_transition(conn, &id, &event_id)
+            .await
+            .map(Step::Duplicate);
     }
 
     let state_json = codec::to_json(&row.state, "receipt state")?;
+    let registrations_json = codec::to_json(&row.registrations, "registrations")?;
+    let failures_json = codec::to_json(&row.failures, "registration failures")?;
     let written = if is_new {
         conn.execute(
             "INSERT INTO receipts (id, tenant_id, status, state_json, version, receipt_type, content_type,
-                                   callback_url, received_at, updated_at, reasons_json, receipt_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                   callback_url, received_at, updated_at, reasons_json, receipt_json,
+                                   registrations_json, failures_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (id) DO NOTHING",
-            (
+            libsql::params![
                 id.as_str(),
                 row.tenant_id,
-                transition.to.as_str(),
+                row.status.as_str(),
                 state_json,
                 row.version,
                 row.receipt_type,
@@ -404,19 +538,22 @@ async fn apply_in_tx(conn: &Connection, event: &ReceiptEvent) -> Result<Step> {
                 row.updated_at,
                 row.reasons_json,
                 row.receipt_json,
-            ),
+                registrations_json,
+                failures_json,
+            ],
         )
         .await?
     } else {
         conn.execute(
             "UPDATE receipts SET status = ?3, state_json = ?4, version = ?5, receipt_type = ?6,
                     content_type = ?7, callback_url = ?8, received_at = ?9, updated_at = ?10,
-                    reasons_json = ?11, receipt_json = ?12
-             WHERE id = ?1 AND tenant_id = ?2 AND version = ?13",
-            (
+                    reasons_json = ?11, receipt_json = ?12, registrations_json = ?13,
+                    failures_json = ?14
+             WHERE id = ?1 AND tenant_id = ?2 AND version = ?15",
+            libsql::params![
                 id.as_str(),
                 row.tenant_id,
-                transition.to.as_str(),
+                row.status.as_str(),
                 state_json,
                 row.version,
                 row.receipt_type,
@@ -426,8 +563,10 @@ async fn apply_in_tx(conn: &Connection, event: &ReceiptEvent) -> Result<Step> {
                 row.updated_at,
                 row.reasons_json,
                 row.receipt_json,
+                registrations_json,
+                failures_json,
                 expected_version,
-            ),
+            ],
         )
         .await?
     };
@@ -449,7 +588,7 @@ async fn apply_in_tx(conn: &Connection, event: &ReceiptEvent) -> Result<Step> {
 async fn read_timeline(conn: &Connection, id: &str) -> Result<Vec<TimelineEntry>> {
     let mut rows = conn
         .query(
-            "SELECT event_id, kind, occurred_at, recorded_at, status FROM timeline
+            "SELECT event_id, kind, occurred_at, recorded_at, status, registry FROM timeline
              WHERE receipt_id = ?1 ORDER BY occurred_at, seq",
             [id],
         )
@@ -480,6 +619,9 @@ async fn read_timeline(conn: &Connection, id: &str) -> Result<Vec<TimelineEntry>
                 "timeline.status",
                 |s| Status::parse(s).ok_or("unknown status"),
             )?,
+            registry: codec::opt_text(&row, 5, "timeline.registry")?
+                .map(|s| codec::parse(&s, "timeline.registry", RegistryName::parse))
+                .transpose()?,
         });
     }
     Ok(timeline)
@@ -489,13 +631,14 @@ async fn read_receipt(
     conn: &Connection,
     tenant: &TenantId,
     id: ReceiptId,
+    policy: &StatusPolicy,
 ) -> Result<Option<ReceiptRecord>> {
     let key = id.to_string();
     let sql = format!("SELECT {PROJECTION_COLUMNS} FROM receipts WHERE id = ?1 AND tenant_id = ?2");
     let projection = {
         let mut rows = conn.query(&sql, [key.as_str(), tenant.as_str()]).await?;
         match rows.next().await? {
-            Some(row) => Projection::from_row(&row)?,
+            Some(row) => Projection::from_row(&row, policy)?,
             None => return Ok(None),
         }
     };
@@ -532,19 +675,23 @@ impl StatusStore for SqliteStore {
         fields(receipt_id = %event.meta().receipt_id, event_id = %event.meta().event_id, kind = %event.kind()),
     )]
     async fn apply(&self, event: &ReceiptEvent) -> Result<Applied> {
+        let Some(fact) = event.fact() else {
+            tracing::debug!("event states no fact, ignored");
+            return Ok(Applied::Ignored);
+        };
         let conn = self.writer().await;
         for attempt in 1..=MAX_ATTEMPTS {
             Self::begin_write(&conn).await?;
-            match apply_in_tx(&conn, event).await {
+            match apply_in_tx(&conn, event, &fact, &self.inner.policy).await {
                 Ok(Step::Applied(transition)) => {
                     commit(&conn).await?;
                     tracing::debug!(from = %transition.from, to = %transition.to, "applied event");
                     return Ok(Applied::Applied(transition));
                 }
-                Ok(Step::Duplicate) => {
+                Ok(Step::Duplicate(transition)) => {
                     rollback_quietly(&conn).await;
-                    tracing::debug!("duplicate event ignored");
-                    return Ok(Applied::Duplicate);
+                    tracing::debug!(from = %transition.from, to = %transition.to, "duplicate event ignored");
+                    return Ok(Applied::Duplicate(transition));
                 }
                 Ok(Step::Conflict) => {
                     rollback_quietly(&conn).await;
@@ -567,9 +714,28 @@ impl StatusStore for SqliteStore {
         rollback_quietly(&conn).await;
         // One read transaction, so the row and its timeline are the same snapshot.
         conn.execute("BEGIN", ()).await?;
-        let result = read_receipt(&conn, tenant, id).await;
+        let result = read_receipt(&conn, tenant, id, &self.inner.policy).await;
         rollback_quietly(&conn).await;
         result
+    }
+
+    async fn tenant_of(&self, id: ReceiptId) -> Result<Option<TenantId>> {
+        let conn = self.reader().await;
+        let mut rows = conn
+            .query(
+                "SELECT tenant_id FROM receipts WHERE id = ?1",
+                [id.to_string()],
+            )
+            .await?;
+        match rows.next().await? {
+            Some(row) => codec::parse(
+                &codec::text(&row, 0, "receipts.tenant_id")?,
+                "receipts.tenant_id",
+                TenantId::parse,
+            )
+            .map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn ping(&self) -> Result<()> {

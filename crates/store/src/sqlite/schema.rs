@@ -69,6 +69,44 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX api_clients_by_tenant ON api_clients (tenant_id, created_at);
     "#,
+    // 2: registrations. A receipt may now be created by an event that names no receipt type (a
+    // registration), so `receipt_type` becomes nullable: SQLite cannot relax NOT NULL in place,
+    // so the table is rebuilt (SQLite's "12-step" procedure; foreign keys are off meanwhile, see
+    // `migrate`). Existing receipts have no registrations or failures; existing timeline entries
+    // changed nothing as far as anyone knows (`status_before` = `status`).
+    r#"
+    CREATE TABLE receipts_v2 (
+        id                 TEXT    NOT NULL PRIMARY KEY,
+        tenant_id          TEXT    NOT NULL,
+        status             TEXT    NOT NULL,
+        state_json         TEXT    NOT NULL,
+        version            INTEGER NOT NULL,
+        receipt_type       TEXT,
+        content_type       TEXT,
+        callback_url       TEXT,
+        received_at        INTEGER,
+        updated_at         INTEGER NOT NULL,
+        reasons_json       TEXT,
+        receipt_json       TEXT,
+        registrations_json TEXT    NOT NULL DEFAULT '[]',
+        failures_json      TEXT    NOT NULL DEFAULT '[]'
+    ) STRICT;
+    INSERT INTO receipts_v2 (id, tenant_id, status, state_json, version, receipt_type, content_type,
+                             callback_url, received_at, updated_at, reasons_json, receipt_json)
+        SELECT id, tenant_id, status, state_json, version, receipt_type, content_type,
+               callback_url, received_at, updated_at, reasons_json, receipt_json
+        FROM receipts;
+    DROP TABLE receipts;
+    ALTER TABLE receipts_v2 RENAME TO receipts;
+    CREATE INDEX receipts_by_tenant_updated ON receipts (tenant_id, updated_at);
+
+    -- The status before the event was applied, so that a redelivery can report the transition
+    -- the event caused the first time.
+    ALTER TABLE timeline ADD COLUMN status_before TEXT;
+    UPDATE timeline SET status_before = status;
+    -- The registry of a registration event (NULL for other events).
+    ALTER TABLE timeline ADD COLUMN registry TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -90,9 +128,25 @@ pub(super) async fn user_version(conn: &Connection) -> Result<u32> {
 
 /// Brings the schema up to date, in one write transaction so that concurrent openers (other
 /// processes) wait for each other and every migration is applied exactly once.
+///
+/// Foreign keys are off while migrating (they cannot be switched inside a transaction), so that
+/// a migration may rebuild a referenced table; the references are checked before committing.
 pub(super) async fn migrate(conn: &Connection, path: &str) -> Result<()> {
+    conn.execute("PRAGMA foreign_keys = OFF", ()).await?;
+    let result = migrate_with_foreign_keys_off(conn, path).await;
+    let restored = conn.execute("PRAGMA foreign_keys = ON", ()).await;
+    result?;
+    restored?;
+    Ok(())
+}
+
+async fn migrate_with_foreign_keys_off(conn: &Connection, path: &str) -> Result<()> {
     conn.execute("BEGIN IMMEDIATE", ()).await?;
-    let result = migrate_in_tx(conn, path).await;
+    let result = async {
+        migrate_in_tx(conn, path).await?;
+        check_foreign_keys(conn).await
+    }
+    .await;
     match result {
         Ok(()) => conn
             .execute("COMMIT", ())
@@ -102,6 +156,21 @@ pub(super) async fn migrate(conn: &Connection, path: &str) -> Result<()> {
         Err(e) => {
             super::rollback_quietly(conn).await;
             Err(e)
+        }
+    }
+}
+
+/// Fails if any row references a row that does not exist.
+async fn check_foreign_keys(conn: &Connection) -> Result<()> {
+    let mut rows = conn.query("PRAGMA foreign_key_check", ()).await?;
+    match rows.next().await? {
+        None => Ok(()),
+        Some(row) => {
+            let table = codec::text(&row, 0, "foreign_key_check")?;
+            Err(codec::corrupt(
+                "foreign keys",
+                format!("a row of {table} references a missing row"),
+            ))
         }
     }
 }

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ingest_gateway::{GatewayConfig, HttpConfig};
-use receipts_domain::{EventKind, ReceiptType, TenantId};
+use receipts_domain::{ReceiptType, StatusPolicy, TenantId, Topic};
 use receipts_kafka::TopicNames;
 use receipts_store::{ApiKey, ClientId, ClientStore, NewClient, Scope, SqliteConfig, SqliteStore};
 use receipts_testkit::TestEnv;
@@ -60,9 +60,12 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut HttpConfig)) -> Self {
         let env = TestEnv::new();
         let store = Arc::new(
-            SqliteStore::open(&SqliteConfig::new(env.dir.path().join("receipts.db")))
-                .await
-                .expect("store"),
+            SqliteStore::open(
+                &SqliteConfig::new(env.dir.path().join("receipts.db")),
+                StatusPolicy::default(),
+            )
+            .await
+            .expect("store"),
         );
         let (_, writer) = create_key(&store, "acme", Scope::ReadWrite).await;
         let (_, reader) = create_key(&store, "acme", Scope::Read).await;
@@ -168,7 +171,7 @@ impl TestApp {
     /// Messages ever written to `receipts.submitted` of this test.
     pub fn submitted_count(&self) -> i64 {
         self.env
-            .message_count(&TopicNames::new(&self.env.kafka).event(EventKind::Submitted))
+            .message_count(&TopicNames::new(&self.env.kafka).of(&Topic::Submitted))
     }
 }
 

@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use receipts_domain::EventKind;
+use receipts_domain::Topic;
 use receipts_kafka::{TopicNames, headers};
 use receipts_testkit::header;
 
@@ -89,7 +89,7 @@ async fn concurrent_retries_converge_on_one_receipt() {
         ids.insert(json["id"].as_str().expect("id").to_owned());
     }
     assert_eq!(ids.len(), 1, "one receipt for all attempts");
-    let topic = TopicNames::new(&app.env.kafka).event(EventKind::Submitted);
+    let topic = TopicNames::new(&app.env.kafka).of(&Topic::Submitted);
     let count = usize::try_from(app.submitted_count()).expect("count");
     let messages = app.env.read_topic(&topic, count, Duration::from_secs(30));
     let event_ids: HashSet<String> = messages

@@ -4,7 +4,7 @@ use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use rdkafka::Message;
-use receipts_domain::EventKind;
+use receipts_domain::Topic;
 use receipts_kafka::{TopicNames, headers, trace};
 use receipts_testkit::header;
 
@@ -24,7 +24,7 @@ async fn the_submitted_event_decodes_with_the_registry_schema() {
         .expect("json");
     let id = accepted["id"].as_str().expect("id");
 
-    let topic = TopicNames::new(&app.env.kafka).event(EventKind::Submitted);
+    let topic = TopicNames::new(&app.env.kafka).of(&Topic::Submitted);
     let messages = app.env.read_topic(&topic, 1, Duration::from_secs(30));
     assert_eq!(messages.len(), 1);
     let message = &messages[0];

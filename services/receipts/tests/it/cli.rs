@@ -1,6 +1,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use receipts_domain::StatusPolicy;
 use receipts_store::{ClientStore, SqliteConfig, SqliteStore, api_key};
 use receipts_testkit::{eventually, free_addr};
 
@@ -47,9 +48,12 @@ async fn clients_create_list_revoke() {
         !db.windows(key.len()).any(|w| w == key.as_bytes()),
         "the key is not stored in clear"
     );
-    let store = SqliteStore::open(&SqliteConfig::new(dir.path().join("receipts.db")))
-        .await
-        .expect("store");
+    let store = SqliteStore::open(
+        &SqliteConfig::new(dir.path().join("receipts.db")),
+        StatusPolicy::default(),
+    )
+    .await
+    .expect("store");
     let client = store
         .client_by_key_hash(&api_key::hash_key(&key))
         .await
@@ -105,6 +109,8 @@ async fn receipts_up_runs_and_stops_on_ctrl_c() {
         .env("RECEIPTS_SCHEMA_REGISTRY__URL", url(registry).as_str())
         .env("RECEIPTS_GATEWAY__LISTEN", gateway.to_string())
         .env("RECEIPTS_GATEWAY__PUBLIC_URL", url(gateway).as_str())
+        .env("RECEIPTS_MOCKS__TAX__LISTEN", free_addr().to_string())
+        .env("RECEIPTS_MOCKS__LOGISTICS__LISTEN", free_addr().to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)

@@ -18,6 +18,7 @@ fn embedded_config(
     config.kafka.session_timeout = Duration::from_secs(6);
     config.schema_registry.url = url(registry);
     config.gateway.listen = gateway;
+    ephemeral_mocks(&mut config);
     config
 }
 

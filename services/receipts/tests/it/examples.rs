@@ -31,7 +31,7 @@ async fn every_example_ends_in_its_expected_status() {
             &platform.base,
             &platform.key,
             &id,
-            &["VALIDATED", "REJECTED"],
+            &["ACCEPTED", "REJECTED", "FAILED"],
         )
         .await;
         assert_eq!(
@@ -57,6 +57,22 @@ async fn every_example_ends_in_its_expected_status() {
                 receipt["receipt"]["totals"]["gross_amount"].is_string(),
                 "normalized receipt attached"
             );
+            let registrations = receipt["registrations"].as_array().expect("registrations");
+            let ids: Vec<(&str, &str)> = registrations
+                .iter()
+                .filter_map(|r| Some((r["registry"].as_str()?, r["registration_id"].as_str()?)))
+                .collect();
+            assert_eq!(ids.len(), 2, "{}: {registrations:?}", example.file);
+            assert!(
+                ids.iter()
+                    .any(|(r, id)| *r == "tax" && id.starts_with("TX-")),
+                "a fiscal number"
+            );
+            assert!(
+                ids.iter()
+                    .any(|(r, id)| *r == "logistics" && id.starts_with("LG-")),
+                "a logistics id"
+            );
         }
         let events: Vec<&str> = receipt["timeline"]
             .as_array()
@@ -64,7 +80,8 @@ async fn every_example_ends_in_its_expected_status() {
             .iter()
             .filter_map(|t| t["event"].as_str())
             .collect();
-        assert_eq!(events.len(), 2, "{}: {events:?}", example.file);
+        let expected = if example.expect == "REJECTED" { 2 } else { 4 };
+        assert_eq!(events.len(), expected, "{}: {events:?}", example.file);
         assert!(events.contains(&"submitted"));
     }
     platform.stop().await;

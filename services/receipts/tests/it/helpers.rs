@@ -46,6 +46,7 @@ impl RunningPlatform {
         config.kafka = env.kafka.clone();
         config.schema_registry = env.schema_registry.clone();
         config.gateway.listen = "127.0.0.1:0".parse().expect("addr");
+        ephemeral_mocks(&mut config);
         let platform = Platform::start(config).await.expect("platform starts");
         let base = format!("http://{}", platform.gateway_addr);
         let key = platform
@@ -68,6 +69,12 @@ impl RunningPlatform {
         self.stop.cancel();
         self.task.await.expect("join").expect("clean shutdown");
     }
+}
+
+/// The mock registries on free ports (the embedded default's 8091/8092 may be taken).
+pub fn ephemeral_mocks(config: &mut PlatformConfig) {
+    config.mocks.tax.listen = "127.0.0.1:0".parse().expect("addr");
+    config.mocks.logistics.listen = "127.0.0.1:0".parse().expect("addr");
 }
 
 pub fn http_client() -> reqwest::Client {

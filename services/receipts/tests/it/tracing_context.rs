@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use receipts_domain::EventKind;
+use receipts_domain::Topic;
 use receipts_kafka::{TopicNames, headers};
 use receipts_testkit::{header, key};
 
@@ -40,24 +40,23 @@ async fn one_trace_follows_a_receipt_across_services() {
         &platform.base,
         &platform.key,
         &id,
-        &["VALIDATED", "REJECTED"],
+        &["ACCEPTED", "REJECTED", "FAILED"],
     )
     .await;
 
     let names = TopicNames::new(&platform.env.kafka);
-    let submitted = platform.env.read_topic(
-        &names.event(EventKind::Submitted),
-        1,
-        Duration::from_secs(30),
-    );
-    let outcome_kind = if example.expect == "VALIDATED" {
-        EventKind::Validated
+    let submitted =
+        platform
+            .env
+            .read_topic(&names.of(&Topic::Submitted), 1, Duration::from_secs(30));
+    let outcome_topic = if example.expect == "REJECTED" {
+        Topic::Rejected
     } else {
-        EventKind::Rejected
+        Topic::Validated
     };
     let outcome = platform
         .env
-        .read_topic(&names.event(outcome_kind), 1, Duration::from_secs(30));
+        .read_topic(&names.of(&outcome_topic), 1, Duration::from_secs(30));
     let submitted_trace = submitted
         .iter()
         .find(|m| key(m) == id)

@@ -1,0 +1,114 @@
+//! Turning transport errors and HTTP answers into outcomes and retry decisions, the same way for
+//! every registry.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+use crate::CallError;
+
+/// A request that got no HTTP answer: retry later.
+pub(crate) fn transport(error: &reqwest::Error) -> CallError {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect"
+    } else {
+        "connection"
+    };
+    CallError::Retryable {
+        kind: kind.into(),
+        message: error.to_string(),
+        retry_after: None,
+    }
+}
+
+/// An HTTP status no adapter handles specially: 429 and 5xx (and 401/403: credentials get
+/// fixed) are retried, the rest is for a person to look at.
+pub(crate) fn status(status: StatusCode, headers: &HeaderMap, body: &str) -> CallError {
+    let detail = format!("HTTP {}: {}", status.as_u16(), snippet(body));
+    if status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+        || matches!(
+            status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::REQUEST_TIMEOUT
+        )
+    {
+        CallError::Retryable {
+            kind: format!("http-{}", status.as_u16()),
+            message: detail,
+            retry_after: retry_after(headers),
+        }
+    } else {
+        CallError::Fatal(detail)
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&Utc) - Utc::now()).to_std().ok()
+}
+
+/// At most 300 characters of a body, for messages.
+pub(crate) fn snippet(body: &str) -> String {
+    body.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(retry_after: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, retry_after.parse().expect("header"));
+        h
+    }
+
+    #[test]
+    fn statuses() {
+        let none = HeaderMap::new();
+        for (code, retryable) in [
+            (503, true),
+            (500, true),
+            (429, true),
+            (401, true),
+            (400, false),
+            (404, false),
+            (409, false),
+        ] {
+            let error = status(StatusCode::from_u16(code).expect("code"), &none, "body");
+            assert_eq!(
+                matches!(error, CallError::Retryable { .. }),
+                retryable,
+                "{code}"
+            );
+        }
+        let CallError::Retryable {
+            kind, retry_after, ..
+        } = status(StatusCode::TOO_MANY_REQUESTS, &headers("7"), "")
+        else {
+            panic!("retryable")
+        };
+        assert_eq!(
+            (kind.as_str(), retry_after),
+            ("http-429", Some(Duration::from_secs(7)))
+        );
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(retry_after(&headers("3")), Some(Duration::from_secs(3)));
+        let later = (Utc::now() + chrono::Duration::seconds(60)).to_rfc2822();
+        let parsed = retry_after(&headers(&later)).expect("date");
+        assert!(parsed > Duration::from_secs(50) && parsed <= Duration::from_secs(60));
+        assert_eq!(retry_after(&headers("soon")), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+}

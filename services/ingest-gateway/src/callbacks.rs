@@ -1,0 +1,84 @@
+//! `POST /v1/registries/{registry}/callbacks`: asynchronous registries report their outcome here.
+//! The registry's signature is the authentication; a verified callback becomes the same
+//! `receipts.<registry>-registered` / `-failed` event the registrar would have produced (same
+//! event id), so whichever arrives first wins and the other is a duplicate.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use receipts_domain::event::now_millis;
+use receipts_domain::registry::failure_code;
+use receipts_domain::{
+    ReceiptEvent, Registered, Registration, RegistrationFailed, RegistrationFailure, RegistryName,
+};
+use receipts_registries::{CallbackError, Outcome, read_callback};
+
+use crate::app::AppState;
+use crate::body::read_limited;
+use crate::problem::ApiError;
+
+#[tracing::instrument(skip_all, fields(registry = %registry, receipt_id))]
+pub async fn registry_callback(
+    State(state): State<AppState>,
+    Path(registry): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let name = RegistryName::parse(&registry).map_err(|_| ApiError::NotFound)?;
+    let config = state.callbacks.get(&name).ok_or(ApiError::NotFound)?;
+    let body = read_limited(&headers, body, state.max_body_bytes).await?;
+    let callback = read_callback(config, &headers, &body, Utc::now()).map_err(|error| {
+        tracing::warn!(%error, "registry callback refused");
+        match error {
+            CallbackError::Signature(_) => ApiError::InvalidSignature,
+            CallbackError::Body(detail) => ApiError::InvalidCallback(detail),
+        }
+    })?;
+    tracing::Span::current().record("receipt_id", tracing::field::display(callback.receipt_id));
+    let tenant = state
+        .store
+        .tenant_of(callback.receipt_id)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "status store error");
+            ApiError::StoreUnavailable
+        })?
+        .ok_or(ApiError::ReceiptNotFound)?;
+    let event: ReceiptEvent = match callback.outcome {
+        Outcome::Registered {
+            registration_id,
+            registered_at,
+        } => Registered::new(
+            callback.receipt_id,
+            tenant,
+            Registration {
+                registry: name,
+                registration_id,
+                registered_at,
+                attempts: 1,
+            },
+        )
+        .into(),
+        Outcome::Rejected { code, reason } => RegistrationFailed::new(
+            callback.receipt_id,
+            tenant,
+            RegistrationFailure {
+                registry: name,
+                code: failure_code::REJECTED_BY_REGISTRY.into(),
+                reason: format!("{code}: {reason}"),
+                failed_at: now_millis(),
+                attempts: 1,
+            },
+        )
+        .into(),
+        // Nothing to report yet: acknowledge, the registrar keeps asking.
+        Outcome::Pending => return Ok(StatusCode::NO_CONTENT),
+    };
+    state.producer.publish(&event).await.map_err(|error| {
+        tracing::warn!(%error, "registry outcome not acknowledged");
+        ApiError::BrokerUnavailable
+    })?;
+    tracing::info!(event = %event.kind(), "registry callback accepted");
+    Ok(StatusCode::NO_CONTENT)
+}
