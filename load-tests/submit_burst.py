@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.parse
 
-FINAL = {"VALIDATED", "REJECTED"}
+FINAL = {"ACCEPTED", "REJECTED", "FAILED"}
 
 
 def percentile(values, p):

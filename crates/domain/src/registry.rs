@@ -41,6 +41,13 @@ impl fmt::Display for RegistryName {
     }
 }
 
+impl std::str::FromStr for RegistryName {
+    type Err = InvalidRegistryName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
 impl<'de> Deserialize<'de> for RegistryName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;

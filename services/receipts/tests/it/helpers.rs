@@ -30,6 +30,8 @@ pub fn manifest() -> Vec<Example> {
 /// The platform with all services, on the test process's shared broker and registry.
 pub struct RunningPlatform {
     pub base: String,
+    /// The mock registries: (name, base URL).
+    pub mocks: Vec<(String, String)>,
     pub key: String,
     pub http: reqwest::Client,
     stop: CancellationToken,
@@ -39,6 +41,11 @@ pub struct RunningPlatform {
 
 impl RunningPlatform {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A platform whose configuration `adjust` may change.
+    pub async fn start_with(adjust: impl FnOnce(&mut PlatformConfig)) -> Self {
         let env = TestEnv::new();
         let mut config = PlatformConfig::default().with_data_dir(env.dir.path());
         config.embedded.broker = false;
@@ -47,7 +54,9 @@ impl RunningPlatform {
         config.schema_registry = env.schema_registry.clone();
         config.gateway.listen = "127.0.0.1:0".parse().expect("addr");
         ephemeral_mocks(&mut config);
+        adjust(&mut config);
         let platform = Platform::start(config).await.expect("platform starts");
+        let mocks = platform.mocks.clone();
         let base = format!("http://{}", platform.gateway_addr);
         let key = platform
             .new_dev_key
@@ -57,12 +66,76 @@ impl RunningPlatform {
         let task = tokio::spawn(platform.run_until(stop.clone()));
         Self {
             base,
+            mocks,
             key,
             http: http_client(),
             stop,
             task,
             env,
         }
+    }
+
+    /// The base URL of the mock playing `registry`.
+    pub fn mock(&self, registry: &str) -> &str {
+        self.mocks
+            .iter()
+            .find(|(name, _)| name == registry)
+            .map(|(_, url)| url.as_str())
+            .expect("a mock")
+    }
+
+    pub async fn put_faults(&self, registry: &str, faults: serde_json::Value) {
+        let response = self
+            .http
+            .put(format!("{}/admin/faults", self.mock(registry)))
+            .json(&faults)
+            .send()
+            .await
+            .expect("faults");
+        assert!(
+            response.status().is_success(),
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
+    pub async fn admin(&self, registry: &str, path: &str) -> serde_json::Value {
+        let url = format!("{}{path}", self.mock(registry));
+        self.http
+            .get(url)
+            .send()
+            .await
+            .expect("admin")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// Submits a fresh valid receipt; returns its id.
+    pub async fn submit_sample(&self, seed: u64) -> String {
+        let t = receipts_domain::ReceiptType::lookup("retail-receipt/v1").expect("type");
+        let body = receipts_validation::sample::generate(&t, true, seed);
+        submit(
+            &self.http,
+            &self.base,
+            &self.key,
+            "application/json",
+            "retail-receipt/v1",
+            &format!("sample-{seed}"),
+            body,
+        )
+        .await
+    }
+
+    pub async fn receipt(&self, id: &str) -> serde_json::Value {
+        let response = self
+            .http
+            .get(format!("{}/v1/receipts/{id}", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("get");
+        response.json().await.expect("json")
     }
 
     pub async fn stop(self) {

@@ -5,4 +5,5 @@ mod cli;
 mod embedded;
 mod examples;
 mod helpers;
+mod registrations;
 mod tracing_context;
