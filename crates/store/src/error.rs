@@ -26,6 +26,63 @@ pub enum Error {
     AlreadyExists { what: &'static str, detail: String },
     #[error("cannot encode {what}: {detail}")]
     Encode { what: &'static str, detail: String },
+    /// The task that performs the store's writes is gone: the tokio runtime the store was
+    /// opened on has shut down (or the task failed). Nothing more can be written through this
+    /// store; open a new one.
+    #[error("the store's writer has stopped")]
+    WriterStopped,
+}
+
+/// `SQLITE_ERROR`, the generic result code, for database errors copied without their own.
+const SQLITE_ERROR: std::ffi::c_int = 1;
+
+impl Error {
+    /// A copy of this error, for every request of a write batch it ended (errors are not
+    /// `Clone`). A database error keeps its SQLite code and message; others are copied as they
+    /// are.
+    pub(crate) fn duplicate(&self) -> Self {
+        match self {
+            Self::Database(e) => Self::Database(Box::new(match e.as_ref() {
+                libsql::Error::SqliteFailure(code, message) => {
+                    libsql::Error::SqliteFailure(*code, message.clone())
+                }
+                other => libsql::Error::SqliteFailure(SQLITE_ERROR, other.to_string()),
+            })),
+            Self::Corrupt { what, detail } => Self::Corrupt {
+                what,
+                detail: detail.clone(),
+            },
+            Self::TenantMismatch {
+                receipt_id,
+                event_tenant,
+                stored_tenant,
+            } => Self::TenantMismatch {
+                receipt_id: *receipt_id,
+                event_tenant: event_tenant.clone(),
+                stored_tenant: stored_tenant.clone(),
+            },
+            Self::Contention {
+                receipt_id,
+                attempts,
+            } => Self::Contention {
+                receipt_id: *receipt_id,
+                attempts: *attempts,
+            },
+            Self::Open { path, detail } => Self::Open {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            Self::AlreadyExists { what, detail } => Self::AlreadyExists {
+                what,
+                detail: detail.clone(),
+            },
+            Self::Encode { what, detail } => Self::Encode {
+                what,
+                detail: detail.clone(),
+            },
+            Self::WriterStopped => Self::WriterStopped,
+        }
+    }
 }
 
 impl From<libsql::Error> for Error {

@@ -989,3 +989,473 @@ async fn contradicting_status_and_bad_registrations_are_corrupt() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Group commit: concurrent writes share transactions
+// ---------------------------------------------------------------------------------------------
+
+/// The four events that take a receipt to ACCEPTED under the default policy, in pipeline order.
+fn to_accepted(fx: &ReceiptFixture) -> [ReceiptEvent; 4] {
+    [
+        fx.submitted().into(),
+        fx.validated().into(),
+        fx.registered(conformance::TAX).into(),
+        fx.registered(conformance::LOGISTICS).into(),
+    ]
+}
+
+/// Many concurrent applies (500 distinct events over 125 receipts, each delivered twice) are all
+/// applied exactly once, and they share transactions: fewer commits than writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_applies_share_transactions() {
+    let (_dir, store) = fresh().await;
+    let tenant = conformance::unique_tenant();
+    let receipts: Vec<ReceiptFixture> = (0..125)
+        .map(|_| ReceiptFixture::for_tenant(tenant.clone()))
+        .collect();
+    let events: Vec<ReceiptEvent> = receipts.iter().flat_map(to_accepted).collect();
+    assert_eq!(events.len(), 500);
+    let deliveries: Vec<ReceiptEvent> = events.iter().chain(events.iter().rev()).cloned().collect();
+
+    let writes = deliveries.len() as u64;
+    let before = store.commits();
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(deliveries.len()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for event in deliveries {
+        let (store, start) = (store.clone(), start.clone());
+        tasks.spawn(async move {
+            start.wait().await;
+            let outcome = store.apply(&event).await;
+            (event.meta().event_id, outcome)
+        });
+    }
+    let mut applied = std::collections::BTreeMap::new();
+    let mut duplicates = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (event_id, outcome) = joined.expect("apply task panicked");
+        match outcome.unwrap_or_else(|e| panic!("concurrent apply failed: {e}")) {
+            Applied::Applied(_) => *applied.entry(event_id).or_insert(0) += 1,
+            Applied::Duplicate(_) => duplicates += 1,
+            Applied::Ignored => panic!("a fact-stating event was ignored"),
+        }
+    }
+    assert_eq!(applied.len(), events.len(), "every event applied");
+    assert!(applied.values().all(|&n| n == 1), "{applied:?}");
+    assert_eq!(duplicates, events.len());
+    let commits = store.commits() - before;
+    assert!(commits < writes, "{commits} commits for {writes} writes");
+
+    for fx in &receipts {
+        let record = store
+            .receipt(&fx.tenant, fx.receipt_id)
+            .await
+            .expect("receipt()")
+            .expect("exists");
+        assert_eq!(record.status, Status::Accepted, "receipt {}", fx.receipt_id);
+        assert_eq!((record.version, record.timeline.len()), (4, 4));
+    }
+}
+
+/// Spawns `writes` on a current-thread runtime and collects their outcomes in spawn order.
+/// Every task runs (and hands its write to the writer) before the writer runs again, so the
+/// writes form one batch.
+async fn one_batch<T: Send + 'static>(
+    writes: Vec<std::pin::Pin<Box<dyn Future<Output = T> + Send>>>,
+) -> Vec<T> {
+    let handles: Vec<_> = writes.into_iter().map(tokio::spawn).collect();
+    let mut outcomes = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outcomes.push(handle.await.expect("write task panicked"));
+    }
+    outcomes
+}
+
+fn apply_later(
+    store: &SqliteStore,
+    event: ReceiptEvent,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<Applied, Error>> + Send>> {
+    let store = store.clone();
+    Box::pin(async move { store.apply(&event).await })
+}
+
+/// A request that fails (a tenant mismatch) is rolled back alone and answered with its error;
+/// the other requests of the same transaction commit.
+#[tokio::test]
+async fn a_failing_request_fails_alone_in_its_batch() {
+    let (_dir, store) = fresh().await;
+    let owned = ReceiptFixture::new();
+    let submitted: ReceiptEvent = owned.submitted().into();
+    store.apply(&submitted).await.expect("apply");
+    let intruder = conformance::unique_tenant();
+    let others: Vec<ReceiptFixture> = (0..10).map(|_| ReceiptFixture::new()).collect();
+
+    // The mismatch comes in the middle, and the owner's own next event right after it.
+    let mut writes = Vec::new();
+    for fx in &others[..5] {
+        writes.push(apply_later(&store, fx.submitted().into()));
+    }
+    let validated: ReceiptEvent = owned.validated().into();
+    writes.push(apply_later(
+        &store,
+        conformance::with_tenant(&validated, &intruder),
+    ));
+    writes.push(apply_later(&store, validated.clone()));
+    for fx in &others[5..] {
+        writes.push(apply_later(&store, fx.submitted().into()));
+    }
+    let before = store.commits();
+    let outcomes = one_batch(writes).await;
+    assert_eq!(
+        store.commits() - before,
+        1,
+        "the writes shared one transaction"
+    );
+
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match (i, outcome) {
+            (5, Err(Error::TenantMismatch { .. })) => {}
+            (5, other) => panic!("the mismatch was not refused: {other:?}"),
+            (_, Ok(Applied::Applied(_))) => {}
+            (_, other) => panic!("write {i} failed: {other:?}"),
+        }
+    }
+    let record = store
+        .receipt(&owned.tenant, owned.receipt_id)
+        .await
+        .expect("receipt()")
+        .expect("exists");
+    assert_eq!((record.status, record.version), (Status::Validated, 2));
+    assert_eq!(
+        record
+            .timeline
+            .iter()
+            .map(|e| e.event_id)
+            .collect::<Vec<_>>(),
+        [submitted.meta().event_id, validated.meta().event_id]
+    );
+    assert_eq!(
+        store
+            .receipt(&intruder, owned.receipt_id)
+            .await
+            .expect("receipt()"),
+        None
+    );
+    for fx in &others {
+        assert!(
+            store
+                .receipt(&fx.tenant, fx.receipt_id)
+                .await
+                .expect("receipt()")
+                .is_some(),
+            "receipt {}",
+            fx.receipt_id
+        );
+    }
+}
+
+/// Writes about one receipt within one transaction behave exactly as if each had been applied
+/// on its own, one after another in arrival order: same outcomes, same receipt.
+#[tokio::test]
+async fn one_receipt_within_a_batch_is_applied_in_arrival_order() {
+    let (_dir, store) = fresh().await;
+    // submitted, a redelivery of it, validated, tax, a redelivery of validated, logistics.
+    let deliveries = |fx: &ReceiptFixture| {
+        let [submitted, validated, tax, logistics] = to_accepted(fx);
+        [
+            submitted.clone(),
+            submitted,
+            validated.clone(),
+            tax,
+            validated,
+            logistics,
+        ]
+    };
+
+    let alone = ReceiptFixture::new();
+    let mut expected = Vec::new();
+    for event in deliveries(&alone) {
+        let before = store.commits();
+        expected.push(store.apply(&event).await.expect("apply"));
+        assert!(store.commits() - before <= 1);
+    }
+    assert_eq!(
+        expected,
+        [
+            Applied::Applied(Transition {
+                from: Status::Received,
+                to: Status::Received
+            }),
+            Applied::Duplicate(Transition {
+                from: Status::Received,
+                to: Status::Received
+            }),
+            Applied::Applied(Transition {
+                from: Status::Received,
+                to: Status::Validated
+            }),
+            Applied::Applied(Transition {
+                from: Status::Validated,
+                to: Status::Validated
+            }),
+            Applied::Duplicate(Transition {
+                from: Status::Received,
+                to: Status::Validated
+            }),
+            Applied::Applied(Transition {
+                from: Status::Validated,
+                to: Status::Accepted
+            }),
+        ]
+    );
+
+    let batched = ReceiptFixture::new();
+    let writes = deliveries(&batched)
+        .into_iter()
+        .map(|event| apply_later(&store, event))
+        .collect();
+    let before = store.commits();
+    let outcomes: Vec<Applied> = one_batch(writes)
+        .await
+        .into_iter()
+        .map(|outcome| outcome.expect("apply"))
+        .collect();
+    assert_eq!(
+        store.commits() - before,
+        1,
+        "the writes shared one transaction"
+    );
+    assert_eq!(outcomes, expected);
+
+    let read = |fx: &ReceiptFixture| {
+        let (store, fx) = (store.clone(), fx.clone());
+        async move {
+            store
+                .receipt(&fx.tenant, fx.receipt_id)
+                .await
+                .expect("receipt()")
+                .expect("exists")
+        }
+    };
+    let (alone, batched) = (read(&alone).await, read(&batched).await);
+    assert_eq!(
+        (batched.status, batched.version, batched.timeline.len()),
+        (alone.status, alone.version, alone.timeline.len())
+    );
+    let steps = |r: &receipts_store::ReceiptRecord| {
+        r.timeline
+            .iter()
+            .map(|e| (e.event, e.status))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(steps(&batched), steps(&alone));
+}
+
+/// A write is answered only once it is committed: a second store on the same file (another
+/// connection, as another process would have) reads it as soon as the answer is in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_answered_only_once_committed() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config(dir.path());
+    let (writer, reader) = (open(&config).await, open(&config).await);
+    let tenant = conformance::unique_tenant();
+    let writes = 200;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..writes {
+        let (writer, reader) = (writer.clone(), reader.clone());
+        let fx = ReceiptFixture::for_tenant(tenant.clone());
+        tasks.spawn(async move {
+            writer
+                .apply(&fx.submitted().into())
+                .await
+                .unwrap_or_else(|e| panic!("apply {i}: {e}"));
+            let record = reader
+                .receipt(&fx.tenant, fx.receipt_id)
+                .await
+                .expect("receipt()");
+            assert!(record.is_some(), "write {i} answered before its commit");
+            let reservation = conformance::reservation(&fx.tenant, &format!("key-{i}"), b"{}");
+            assert_eq!(
+                writer.reserve(&reservation).await.expect("reserve"),
+                Reserved::New
+            );
+            assert_eq!(
+                reader.reserve(&reservation).await.expect("reserve"),
+                Reserved::Existing(reservation),
+                "reservation {i} answered before its commit"
+            );
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("write task panicked");
+    }
+    // Not asserted (it depends on timing), but the point of the test: batches were shared.
+    println!("{} commits for {} writes", writer.commits(), 2 * writes);
+}
+
+/// A caller that goes away after handing over its write does not cancel it: the write is
+/// committed (once), and the store goes on working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_caller_leaves_its_write_to_complete() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config(dir.path());
+    let store = open(&config).await;
+    let fx = ReceiptFixture::new();
+    let event: ReceiptEvent = fx.submitted().into();
+
+    // Another connection holds the write lock, so the write waits in the writer's queue (or in
+    // its BEGIN) while its caller is dropped.
+    let (holder, locked) = hold_write_lock(config.path.clone(), Duration::from_millis(500));
+    locked.recv().expect("the lock is held");
+    let caller = tokio::spawn({
+        let (store, event) = (store.clone(), event.clone());
+        async move { store.apply(&event).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    caller.abort();
+    assert!(
+        caller.await.is_err_and(|e| e.is_cancelled()),
+        "the caller was still waiting"
+    );
+    holder.join().expect("holder thread");
+
+    assert_eq!(
+        store.apply(&event).await.expect("apply"),
+        Applied::Duplicate(Transition {
+            from: Status::Received,
+            to: Status::Received
+        }),
+        "the dropped caller's write was committed"
+    );
+    let record = store
+        .receipt(&fx.tenant, fx.receipt_id)
+        .await
+        .expect("receipt()")
+        .expect("exists");
+    assert_eq!((record.version, record.timeline.len()), (1, 1));
+}
+
+/// Dropping the last clone of a store ends its writer, but only after the writes already
+/// queued are committed. (When the last connection to the file closes, SQLite removes the
+/// write-ahead log: that is how the test sees the writer's connection go.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_finishes_queued_writes_then_ends_with_the_last_store() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config(dir.path());
+    let store = open(&config).await;
+    let events = shared_events(10);
+
+    let (holder, locked) = hold_write_lock(config.path.clone(), Duration::from_millis(500));
+    locked.recv().expect("the lock is held");
+    let callers: Vec<_> = events
+        .iter()
+        .map(|event| {
+            let (store, event) = (store.clone(), event.clone());
+            tokio::spawn(async move { store.apply(&event).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every caller and every clone goes away while the writes wait for the lock.
+    for caller in &callers {
+        caller.abort();
+    }
+    for caller in callers {
+        assert!(caller.await.is_err_and(|e| e.is_cancelled()));
+    }
+    drop(store);
+    holder.join().expect("holder thread");
+
+    let wal = config.path.with_extension("db-wal");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wal.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the writer's connection stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let store = open(&config).await;
+    assert_each_event_once(&store, &events).await;
+}
+
+/// A store whose runtime has shut down refuses writes with an error; it does not hang.
+#[test]
+fn a_store_outliving_its_runtime_refuses_writes() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config(dir.path());
+    let first = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let store = first.block_on(open(&config));
+    drop(first);
+
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    second.block_on(async {
+        let fx = ReceiptFixture::new();
+        let err = store
+            .apply(&fx.submitted().into())
+            .await
+            .expect_err("no writer");
+        assert!(matches!(err, Error::WriterStopped), "{err}");
+        // Reads need no writer.
+        assert_eq!(
+            store
+                .receipt(&fx.tenant, fx.receipt_id)
+                .await
+                .expect("receipt()"),
+            None
+        );
+        // A store opened on this runtime writes as usual.
+        let again = open(&config).await;
+        again
+            .apply(&fx.submitted().into())
+            .await
+            .expect("apply on a live runtime");
+    });
+}
+
+/// A transaction that cannot begin (another process holds the write lock for longer than the
+/// busy timeout) fails every write of its batch with the database error; written is nothing,
+/// and the same writes succeed once the lock is free.
+#[tokio::test]
+async fn a_batch_that_cannot_begin_fails_every_write() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = SqliteConfig {
+        busy_timeout: Duration::from_millis(50),
+        ..config(dir.path())
+    };
+    let store = open(&config).await;
+    let receipts: Vec<ReceiptFixture> = (0..5).map(|_| ReceiptFixture::new()).collect();
+    let writes = || {
+        receipts
+            .iter()
+            .map(|fx| apply_later(&store, fx.submitted().into()))
+            .collect()
+    };
+
+    let (holder, locked) = hold_write_lock(config.path.clone(), Duration::from_millis(600));
+    locked.recv().expect("the lock is held");
+    for outcome in one_batch(writes()).await {
+        let err = outcome.expect_err("the lock is held too long");
+        assert!(matches!(err, Error::Database(_)), "{err}");
+    }
+    holder.join().expect("holder thread");
+    for fx in &receipts {
+        assert_eq!(
+            store
+                .receipt(&fx.tenant, fx.receipt_id)
+                .await
+                .expect("receipt()"),
+            None
+        );
+    }
+
+    let before = store.commits();
+    for outcome in one_batch(writes()).await {
+        assert!(matches!(outcome, Ok(Applied::Applied(_))), "{outcome:?}");
+    }
+    assert_eq!(store.commits() - before, 1);
+}

@@ -4,27 +4,33 @@
 //! links the tansu broker, which uses it; `rusqlite`'s bundled SQLite would collide at link time.
 //!
 //! Concurrency: a libsql connection has one transaction state, so every write goes through one
-//! writer connection behind a mutex, in `BEGIN IMMEDIATE` transactions; reads use a few reader
-//! connections of their own. The database is in WAL mode, so readers never block the writer and
-//! other processes may open the same file: their writers queue on SQLite's write lock, waiting up
-//! to the configured busy timeout.
+//! writer connection, owned by a writer task that commits concurrent writes together, each in a
+//! savepoint of its own, in `BEGIN IMMEDIATE` transactions (group commit, see [`writer`]); reads
+//! use a few reader connections of their own. The database is in WAL mode, so readers never
+//! block the writer and other processes may open the same file: their writers queue on SQLite's
+//! write lock, waiting up to the configured busy timeout.
+//!
+//! The writer task is spawned on the tokio runtime that opens the store and ends when the last
+//! clone of the store is dropped. Callers only wait for its reply, so a dropped caller future
+//! can never leave a transaction half-open.
 //!
 //! The local libsql API is `async` in signature only: each call runs synchronously on the calling
-//! task. That keeps every transaction free of real suspension points (it cannot be cancelled
-//! half-way by a dropped future), at the price of blocking a runtime thread for the duration of a
-//! statement, or of a busy wait when another process holds the write lock.
+//! task, blocking a runtime thread for the duration of a statement, or of a busy wait when
+//! another process holds the write lock.
 
 mod codec;
 mod config;
 mod schema;
+mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use libsql::{Connection, Database};
 use receipts_domain::event::now_millis;
 use receipts_domain::{
@@ -32,7 +38,7 @@ use receipts_domain::{
     RegistrationFailure, RegistryName, RequestFingerprint, Status, StatusPolicy, TenantId,
     Transition,
 };
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, mpsc, oneshot};
 
 pub use config::{SqliteConfig, Synchronous};
 
@@ -59,7 +65,11 @@ struct Inner {
     path: PathBuf,
     /// Which registries ACCEPTED needs: statuses are derived with it.
     policy: StatusPolicy,
-    writer: Mutex<Connection>,
+    /// The writer task's queue. Dropping the last sender (with the last clone of the store)
+    /// ends the task.
+    writer: mpsc::Sender<writer::Request>,
+    /// Write transactions the writer task has committed.
+    commits: Arc<AtomicU64>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
@@ -108,6 +118,15 @@ impl SqliteStore {
                 connect(&db, config, Role::Reader).await.map_err(failed)?,
             ));
         }
+        // The writer runs on the runtime that opens the store (and ends with it at the latest).
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| Error::Open {
+            path: path.clone(),
+            detail: format!("no tokio runtime to run the store's writer on: {e}"),
+        })?;
+        let (requests, queue) = mpsc::channel(writer::QUEUE);
+        let commits = Arc::new(AtomicU64::new(0));
+        runtime
+            .spawn(writer::Writer::new(writer, policy.clone(), queue, Arc::clone(&commits)).run());
         tracing::debug!(
             path,
             synchronous = ?config.synchronous,
@@ -118,7 +137,8 @@ impl SqliteStore {
             inner: Arc::new(Inner {
                 path: config.path.clone(),
                 policy,
-                writer: Mutex::new(writer),
+                writer: requests,
+                commits,
                 readers,
                 next_reader: AtomicUsize::new(0),
             }),
@@ -141,12 +161,26 @@ impl SqliteStore {
         schema::user_version(&conn).await
     }
 
-    /// The writer connection, with no transaction open.
-    async fn writer(&self) -> MutexGuard<'_, Connection> {
-        let conn = self.inner.writer.lock().await;
-        // Only a future dropped inside a transaction could leave one open; see the module docs.
-        rollback_quietly(&conn).await;
-        conn
+    /// How many write transactions this store has committed. Concurrent writes share
+    /// transactions, so this may be far fewer than the writes. For tests and benchmarks.
+    #[doc(hidden)]
+    pub fn commits(&self) -> u64 {
+        self.inner.commits.load(Ordering::Relaxed)
+    }
+
+    /// Hands a write to the writer task and waits for its outcome, which comes once the
+    /// write's transaction has committed (or failed).
+    async fn write<T>(
+        &self,
+        request: impl FnOnce(writer::Reply<T>) -> writer::Request,
+    ) -> Result<T> {
+        let (reply, outcome) = oneshot::channel();
+        self.inner
+            .writer
+            .send(request(reply))
+            .await
+            .map_err(|_| Error::WriterStopped)?;
+        outcome.await.map_err(|_| Error::WriterStopped)?
     }
 
     /// A reader connection: an idle one if there is one, else the next in turn.
@@ -159,13 +193,6 @@ impl SqliteStore {
         let next =
             self.inner.next_reader.fetch_add(1, Ordering::Relaxed) % self.inner.readers.len();
         self.inner.readers[next].lock().await
-    }
-
-    /// Runs `BEGIN IMMEDIATE` on the writer: from here on this connection holds the database's
-    /// write lock (waiting up to the busy timeout for another process to release it).
-    async fn begin_write(conn: &Connection) -> Result<()> {
-        conn.execute("BEGIN IMMEDIATE", ()).await?;
-        Ok(())
     }
 }
 
@@ -214,14 +241,6 @@ async fn rollback_quietly(conn: &Connection) {
     {
         tracing::warn!(%error, "rollback failed");
     }
-}
-
-async fn commit(conn: &Connection) -> Result<()> {
-    if let Err(e) = conn.execute("COMMIT", ()).await {
-        rollback_quietly(conn).await;
-        return Err(e.into());
-    }
-    Ok(())
 }
 
 /// Columns of `receipts` as [`Projection::from_row`] reads them.
@@ -650,23 +669,17 @@ async fn read_receipt(
 impl StatusStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all, fields(tenant_id = %reservation.tenant_id, receipt_id = %reservation.receipt_id))]
     async fn reserve(&self, reservation: &Reservation) -> Result<Reserved> {
-        let conn = self.writer().await;
-        Self::begin_write(&conn).await?;
-        let result = reserve_in_tx(&conn, reservation).await;
-        match result {
-            Ok(reserved) => {
-                commit(&conn).await?;
-                tracing::debug!(
-                    new = matches!(reserved, Reserved::New),
-                    "reserved idempotency key"
-                );
-                Ok(reserved)
-            }
-            Err(e) => {
-                rollback_quietly(&conn).await;
-                Err(e)
-            }
-        }
+        let reserved = self
+            .write(|reply| writer::Request::Reserve {
+                reservation: reservation.clone(),
+                reply,
+            })
+            .await?;
+        tracing::debug!(
+            new = matches!(reserved, Reserved::New),
+            "reserved idempotency key"
+        );
+        Ok(reserved)
     }
 
     #[tracing::instrument(
@@ -679,34 +692,23 @@ impl StatusStore for SqliteStore {
             tracing::debug!("event states no fact, ignored");
             return Ok(Applied::Ignored);
         };
-        let conn = self.writer().await;
-        for attempt in 1..=MAX_ATTEMPTS {
-            Self::begin_write(&conn).await?;
-            match apply_in_tx(&conn, event, &fact, &self.inner.policy).await {
-                Ok(Step::Applied(transition)) => {
-                    commit(&conn).await?;
-                    tracing::debug!(from = %transition.from, to = %transition.to, "applied event");
-                    return Ok(Applied::Applied(transition));
-                }
-                Ok(Step::Duplicate(transition)) => {
-                    rollback_quietly(&conn).await;
-                    tracing::debug!(from = %transition.from, to = %transition.to, "duplicate event ignored");
-                    return Ok(Applied::Duplicate(transition));
-                }
-                Ok(Step::Conflict) => {
-                    rollback_quietly(&conn).await;
-                    tracing::debug!(attempt, "version conflict, retrying");
-                }
-                Err(e) => {
-                    rollback_quietly(&conn).await;
-                    return Err(e);
-                }
+        let applied = self
+            .write(|reply| writer::Request::Apply {
+                event: Box::new(event.clone()),
+                fact,
+                reply,
+            })
+            .await?;
+        match applied {
+            Applied::Applied(transition) => {
+                tracing::debug!(from = %transition.from, to = %transition.to, "applied event");
             }
+            Applied::Duplicate(transition) => {
+                tracing::debug!(from = %transition.from, to = %transition.to, "duplicate event ignored");
+            }
+            Applied::Ignored => {}
         }
-        Err(Error::Contention {
-            receipt_id: event.meta().receipt_id,
-            attempts: MAX_ATTEMPTS,
-        })
+        Ok(applied)
     }
 
     async fn receipt(&self, tenant: &TenantId, id: ReceiptId) -> Result<Option<ReceiptRecord>> {
@@ -860,39 +862,15 @@ impl ClientStore for SqliteStore {
     #[tracing::instrument(level = "debug", skip_all, fields(client_id = %client.id, tenant_id = %client.tenant_id))]
     async fn create_client(&self, client: &NewClient) -> Result<ApiClient> {
         let created_at = now_millis();
-        let conn = self.writer().await;
-        let inserted = conn
-            .execute(
-                "INSERT INTO api_clients (id, tenant_id, scope, key_hash, key_prefix, label, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT DO NOTHING",
-                (
-                    client.id.to_string(),
-                    client.tenant_id.as_str(),
-                    client.scope.as_str(),
-                    client.key_hash.as_str(),
-                    client.key_prefix.as_str(),
-                    client.label.as_deref(),
-                    codec::millis(created_at),
-                ),
-            )
+        let created = self
+            .write(|reply| writer::Request::CreateClient {
+                client: client.clone(),
+                created_at,
+                reply,
+            })
             .await?;
-        if inserted == 0 {
-            return Err(Error::AlreadyExists {
-                what: "api client",
-                detail: format!("a client with id {} or the same key hash", client.id),
-            });
-        }
         tracing::debug!("created api client");
-        Ok(ApiClient {
-            id: client.id,
-            tenant_id: client.tenant_id.clone(),
-            scope: client.scope,
-            key_prefix: client.key_prefix.clone(),
-            label: client.label.clone(),
-            created_at,
-            revoked_at: None,
-        })
+        Ok(created)
     }
 
     async fn client_by_key_hash(&self, key_hash: &str) -> Result<Option<ApiClient>> {
@@ -929,14 +907,68 @@ impl ClientStore for SqliteStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(client_id = %id))]
     async fn revoke_client(&self, id: ClientId) -> Result<bool> {
-        let conn = self.writer().await;
-        let revoked = conn
-            .execute(
-                "UPDATE api_clients SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                (id.to_string(), codec::millis(now_millis())),
-            )
+        let revoked_at = now_millis();
+        let revoked = self
+            .write(|reply| writer::Request::RevokeClient {
+                id,
+                revoked_at,
+                reply,
+            })
             .await?;
-        tracing::debug!(revoked = revoked > 0, "revoke api client");
-        Ok(revoked > 0)
+        tracing::debug!(revoked, "revoke api client");
+        Ok(revoked)
     }
+}
+
+async fn create_client_in_tx(
+    conn: &Connection,
+    client: &NewClient,
+    created_at: DateTime<Utc>,
+) -> Result<ApiClient> {
+    let inserted = conn
+        .execute(
+            "INSERT INTO api_clients (id, tenant_id, scope, key_hash, key_prefix, label, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT DO NOTHING",
+            (
+                client.id.to_string(),
+                client.tenant_id.as_str(),
+                client.scope.as_str(),
+                client.key_hash.as_str(),
+                client.key_prefix.as_str(),
+                client.label.as_deref(),
+                codec::millis(created_at),
+            ),
+        )
+        .await?;
+    if inserted == 0 {
+        return Err(Error::AlreadyExists {
+            what: "api client",
+            detail: format!("a client with id {} or the same key hash", client.id),
+        });
+    }
+    Ok(ApiClient {
+        id: client.id,
+        tenant_id: client.tenant_id.clone(),
+        scope: client.scope,
+        key_prefix: client.key_prefix.clone(),
+        label: client.label.clone(),
+        created_at,
+        revoked_at: None,
+    })
+}
+
+/// Whether the client was there, unrevoked, and is now revoked.
+async fn revoke_client_in_tx(
+    conn: &Connection,
+    id: ClientId,
+    revoked_at: DateTime<Utc>,
+) -> Result<bool> {
+    let revoked = conn
+        .execute(
+            "UPDATE api_clients SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            (id.to_string(), codec::millis(revoked_at)),
+        )
+        .await?;
+    Ok(revoked > 0)
 }

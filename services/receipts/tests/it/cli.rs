@@ -146,6 +146,31 @@ async fn receipts_up_runs_and_stops_on_ctrl_c() {
     .await;
     wait_for_status(&http, &base, &key, &id, &[&example.expect]).await;
 
+    // The dead-letter tooling talks to the same broker: every consumer has its (empty) DLT.
+    let listed = Command::new(env!("CARGO_BIN_EXE_receipts"))
+        .args(["dlt", "list"])
+        .env("RECEIPTS_KAFKA__BOOTSTRAP_SERVERS", kafka.to_string())
+        .output()
+        .expect("run receipts dlt list");
+    let listing = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    for dlt in [
+        "validator.receipts.submitted.dlt",
+        "tax-registrar.receipts.validated.dlt",
+        "logistics-registrar.receipts.validated.dlt",
+    ] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.starts_with(dlt) && l.trim_end().ends_with('0')),
+            "{dlt} in {listing}"
+        );
+    }
+
     let pid = child.id().expect("pid").to_string();
     assert!(
         Command::new("kill")

@@ -32,12 +32,16 @@ async fn an_outage_delays_receipts_which_then_end_accepted_registered_once() {
         (failed >= ids.len()).then_some(())
     })
     .await;
+    // Valid, registered with logistics, waiting for the tax registry.
     for id in &ids {
-        let receipt = platform.receipt(id).await;
-        assert_eq!(
-            receipt["status"], "VALIDATED",
-            "waiting for the tax registry"
-        );
+        wait_for_status(
+            &platform.http,
+            &platform.base,
+            &platform.key,
+            id,
+            &["VALIDATED"],
+        )
+        .await;
     }
     platform.put_faults("tax", json!({"outage": false})).await;
     for id in &ids {
