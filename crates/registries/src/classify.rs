@@ -9,6 +9,17 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::CallError;
 
+/// Sends a call and reads the whole answer; no answer at all is a retryable transport failure.
+pub(crate) async fn send(
+    call: reqwest::RequestBuilder,
+) -> Result<(StatusCode, HeaderMap, String), CallError> {
+    let response = call.send().await.map_err(|e| transport(&e))?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.map_err(|e| transport(&e))?;
+    Ok((status, headers, text))
+}
+
 /// A request that got no HTTP answer: retry later.
 pub(crate) fn transport(error: &reqwest::Error) -> CallError {
     let kind = if error.is_timeout() {

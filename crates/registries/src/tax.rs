@@ -41,10 +41,7 @@ pub(crate) async fn register(
     if let Some(api_key) = &config.api_key {
         call = call.bearer_auth(api_key.expose());
     }
-    let response = call.send().await.map_err(|e| classify::transport(&e))?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.map_err(|e| classify::transport(&e))?;
+    let (status, headers, text) = classify::send(call).await?;
     match status {
         StatusCode::OK | StatusCode::CREATED => registered(&text),
         StatusCode::ACCEPTED => Ok(Outcome::Pending),
