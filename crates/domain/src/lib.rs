@@ -10,6 +10,7 @@ pub mod receipt;
 pub mod receipt_type;
 pub mod registry;
 pub mod state;
+pub mod webhook;
 
 pub use document::{DocumentError, DocumentFormat};
 pub use event::{
@@ -22,3 +23,4 @@ pub use receipt::{Line, NormalizedReceipt, Party, Payment, Reason, Totals};
 pub use receipt_type::{ReceiptType, ReceiptTypeError};
 pub use registry::{Registration, RegistrationFailure, RegistryName};
 pub use state::{Fact, ReceiptState, Status, StatusPolicy, Transition};
+pub use webhook::{Destination, EndpointId, WebhookEventType, WebhookSecret};

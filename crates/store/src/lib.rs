@@ -12,6 +12,7 @@ pub mod conformance;
 mod error;
 mod model;
 mod sqlite;
+mod webhooks;
 
 use async_trait::async_trait;
 use receipts_domain::{ReceiptEvent, ReceiptId, TenantId};
@@ -21,6 +22,10 @@ pub use clients::{ApiClient, ClientId, NewClient, Scope};
 pub use error::{Error, Result};
 pub use model::{Applied, ReceiptRecord, Reservation, Reserved, StoredDocument, TimelineEntry};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
+pub use webhooks::{
+    Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, EndpointHealth, EndpointPatch, NewDelivery, NewEndpoint, StoredSecret,
+    WebhookStore,
+};
 
 /// Receipt projections and idempotency records.
 #[async_trait]
