@@ -9,8 +9,9 @@ use receipts_domain::{
     CallbackUrl, EventId, EventKind, EventMeta, IdempotencyKey, Line, NormalizedReceipt, Party,
     Payment, Reason, ReceiptEvent, ReceiptId, Registered, Registration, RegistrationFailed,
     RegistrationFailure, RegistryName, Rejected, Status, StatusChanged, Submitted, TenantId,
-    Totals, Validated,
+    Totals, Validated, WebhookFailed, WebhookRequested,
 };
+use receipts_domain::{Destination, WebhookEventType};
 use rust_decimal::Decimal;
 
 use crate::DecodeError;
@@ -73,6 +74,20 @@ pub fn event_to_value(event: &ReceiptEvent) -> Value {
                 "failures",
                 Value::Array(e.failures.iter().map(failure_value).collect()),
             ));
+        }
+        ReceiptEvent::WebhookRequested(e) => {
+            fields.push(("delivery_id", string(&e.delivery_id)));
+            fields.push(("destination", string(&e.destination.key())));
+            fields.push(("url", string(&e.url)));
+            fields.push(("event_type", string(e.event_type.as_str())));
+            fields.push(("payload", Value::Bytes(e.payload.clone())));
+        }
+        ReceiptEvent::WebhookFailed(e) => {
+            fields.push(("delivery_id", string(&e.delivery_id)));
+            fields.push(("destination", string(&e.destination.key())));
+            fields.push(("url", string(&e.url)));
+            fields.push(("event_type", string(e.event_type.as_str())));
+            fields.push(("reason", string(&e.reason)));
         }
     }
     record(fields)
@@ -164,7 +179,36 @@ pub fn event_from_value(kind: EventKind, value: Value) -> Result<ReceiptEvent, D
                 .collect::<Result<_, DecodeError>>()?,
             meta,
         }),
+        EventKind::WebhookRequested => ReceiptEvent::WebhookRequested(WebhookRequested {
+            delivery_id: fields.str("delivery_id")?.to_owned(),
+            destination: destination(&fields)?,
+            url: fields.str("url")?.to_owned(),
+            event_type: webhook_event_type(&fields)?,
+            payload: fields.bytes("payload")?.to_vec(),
+            meta,
+        }),
+        EventKind::WebhookFailed => ReceiptEvent::WebhookFailed(WebhookFailed {
+            delivery_id: fields.str("delivery_id")?.to_owned(),
+            destination: destination(&fields)?,
+            url: fields.str("url")?.to_owned(),
+            event_type: webhook_event_type(&fields)?,
+            reason: fields.str("reason")?.to_owned(),
+            meta,
+        }),
     })
+}
+
+fn destination(fields: &Fields) -> Result<Destination, DecodeError> {
+    let key = fields.str("destination")?;
+    Destination::parse(key)
+        .ok_or_else(|| DecodeError::Malformed(format!("field destination: {key:?}")))
+}
+
+fn webhook_event_type(fields: &Fields) -> Result<WebhookEventType, DecodeError> {
+    fields
+        .str("event_type")?
+        .parse()
+        .map_err(malformed("event_type"))
 }
 
 fn reasons_value(reasons: &[Reason]) -> Value {
@@ -513,6 +557,8 @@ mod tests {
     use proptest::prelude::*;
     use rust_decimal::Decimal;
 
+    use receipts_domain::EndpointId;
+
     use super::*;
     use crate::schemas;
 
@@ -679,6 +725,27 @@ mod tests {
                 reasons: vec![],
                 registrations: vec![],
                 failures: vec![],
+            }
+            .into(),
+            WebhookRequested {
+                meta: meta(),
+                delivery_id: "msg_0123456789abcdef0123456789abcdef".into(),
+                destination: Destination::Endpoint(EndpointId::new()),
+                url: "https://partner.example/hooks".into(),
+                event_type: WebhookEventType::Accepted,
+                payload: br#"{"type":"receipt.accepted"}"#.to_vec(),
+            }
+            .into(),
+            WebhookFailed {
+                meta: EventMeta {
+                    attempt: 8,
+                    ..meta()
+                },
+                delivery_id: "msg_x".into(),
+                destination: Destination::Callback,
+                url: "https://partner.example/cb".into(),
+                event_type: WebhookEventType::Rejected,
+                reason: "HTTP 500 eight times".into(),
             }
             .into(),
         ];

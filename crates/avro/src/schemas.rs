@@ -12,6 +12,9 @@ const REGISTERED: &str = include_str!("../../../proto-schemas/receipt-registered
 const REGISTRATION_FAILED: &str =
     include_str!("../../../proto-schemas/receipt-registration-failed.avsc");
 const STATUS_CHANGED: &str = include_str!("../../../proto-schemas/receipt-status-changed.avsc");
+const WEBHOOK_REQUESTED: &str =
+    include_str!("../../../proto-schemas/receipt-webhook-requested.avsc");
+const WEBHOOK_FAILED: &str = include_str!("../../../proto-schemas/receipt-webhook-failed.avsc");
 
 /// The schema text of an event kind, as registered.
 pub fn schema_text(kind: EventKind) -> &'static str {
@@ -22,6 +25,8 @@ pub fn schema_text(kind: EventKind) -> &'static str {
         EventKind::Registered => REGISTERED,
         EventKind::RegistrationFailed => REGISTRATION_FAILED,
         EventKind::StatusChanged => STATUS_CHANGED,
+        EventKind::WebhookRequested => WEBHOOK_REQUESTED,
+        EventKind::WebhookFailed => WEBHOOK_FAILED,
     }
 }
 
@@ -34,6 +39,8 @@ pub fn full_name(kind: EventKind) -> &'static str {
         EventKind::Registered => "receipts.events.ReceiptRegistered",
         EventKind::RegistrationFailed => "receipts.events.ReceiptRegistrationFailed",
         EventKind::StatusChanged => "receipts.events.ReceiptStatusChanged",
+        EventKind::WebhookRequested => "receipts.events.WebhookRequested",
+        EventKind::WebhookFailed => "receipts.events.WebhookFailed",
     }
 }
 

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::registry::{Registration, RegistrationFailure, RegistryName};
 use crate::state::Fact;
+use crate::webhook::{Destination, WebhookEventType};
 use crate::{
     CallbackUrl, EventId, IdempotencyKey, NormalizedReceipt, Reason, ReceiptId, Status, TenantId,
 };
@@ -173,6 +174,32 @@ pub struct StatusChanged {
     pub failures: Vec<RegistrationFailure>,
 }
 
+/// A webhook message to deliver (or redeliver) to one destination. Keyed by its delivery id
+/// rather than the receipt id, so that deliveries to a slow endpoint never queue behind one
+/// another's receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRequested {
+    pub meta: EventMeta,
+    /// The `webhook-id`, stable for every attempt.
+    pub delivery_id: String,
+    pub destination: Destination,
+    pub url: String,
+    pub event_type: WebhookEventType,
+    /// The exact body every attempt sends.
+    pub payload: Vec<u8>,
+}
+
+/// A webhook message could not be delivered within its retry schedule (or was refused).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookFailed {
+    pub meta: EventMeta,
+    pub delivery_id: String,
+    pub destination: Destination,
+    pub url: String,
+    pub event_type: WebhookEventType,
+    pub reason: String,
+}
+
 /// Any event of the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -183,6 +210,8 @@ pub enum ReceiptEvent {
     Registered(Registered),
     RegistrationFailed(RegistrationFailed),
     StatusChanged(StatusChanged),
+    WebhookRequested(WebhookRequested),
+    WebhookFailed(WebhookFailed),
 }
 
 /// The kind of an event.
@@ -195,16 +224,20 @@ pub enum EventKind {
     Registered,
     RegistrationFailed,
     StatusChanged,
+    WebhookRequested,
+    WebhookFailed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Submitted,
         EventKind::Validated,
         EventKind::Rejected,
         EventKind::Registered,
         EventKind::RegistrationFailed,
         EventKind::StatusChanged,
+        EventKind::WebhookRequested,
+        EventKind::WebhookFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -215,6 +248,8 @@ impl EventKind {
             Self::Registered => "registered",
             Self::RegistrationFailed => "registration_failed",
             Self::StatusChanged => "status_changed",
+            Self::WebhookRequested => "webhook_requested",
+            Self::WebhookFailed => "webhook_failed",
         }
     }
 
@@ -240,6 +275,10 @@ pub enum Topic {
     /// `receipts.<registry>-failed`
     RegistrationFailed(RegistryName),
     StatusChanged,
+    /// Webhook messages to deliver: `receipts.webhook-deliveries`.
+    WebhookDeliveries,
+    /// Webhook messages given up on: `receipts.webhook-failed`.
+    WebhookFailed,
 }
 
 impl Topic {
@@ -251,6 +290,8 @@ impl Topic {
             Self::Registered(r) => format!("receipts.{r}-registered"),
             Self::RegistrationFailed(r) => format!("receipts.{r}-failed"),
             Self::StatusChanged => "receipts.status-changed".into(),
+            Self::WebhookDeliveries => "receipts.webhook-deliveries".into(),
+            Self::WebhookFailed => "receipts.webhook-failed".into(),
         }
     }
 
@@ -263,6 +304,8 @@ impl Topic {
             Self::Registered(_) => EventKind::Registered,
             Self::RegistrationFailed(_) => EventKind::RegistrationFailed,
             Self::StatusChanged => EventKind::StatusChanged,
+            Self::WebhookDeliveries => EventKind::WebhookRequested,
+            Self::WebhookFailed => EventKind::WebhookFailed,
         }
     }
 
@@ -293,6 +336,16 @@ impl ReceiptEvent {
             Self::Registered(e) => &e.meta,
             Self::RegistrationFailed(e) => &e.meta,
             Self::StatusChanged(e) => &e.meta,
+            Self::WebhookRequested(e) => &e.meta,
+            Self::WebhookFailed(e) => &e.meta,
+        }
+    }
+
+    /// The Kafka key: the receipt id, except for webhook messages (their delivery id).
+    pub fn key(&self) -> String {
+        match self {
+            Self::WebhookRequested(e) => e.delivery_id.clone(),
+            other => other.meta().receipt_id.to_string(),
         }
     }
 
@@ -304,6 +357,8 @@ impl ReceiptEvent {
             Self::Registered(_) => EventKind::Registered,
             Self::RegistrationFailed(_) => EventKind::RegistrationFailed,
             Self::StatusChanged(_) => EventKind::StatusChanged,
+            Self::WebhookRequested(_) => EventKind::WebhookRequested,
+            Self::WebhookFailed(_) => EventKind::WebhookFailed,
         }
     }
 
@@ -315,6 +370,8 @@ impl ReceiptEvent {
             Self::Registered(e) => Topic::Registered(e.registration.registry.clone()),
             Self::RegistrationFailed(e) => Topic::RegistrationFailed(e.failure.registry.clone()),
             Self::StatusChanged(_) => Topic::StatusChanged,
+            Self::WebhookRequested(_) => Topic::WebhookDeliveries,
+            Self::WebhookFailed(_) => Topic::WebhookFailed,
         }
     }
 
@@ -328,7 +385,7 @@ impl ReceiptEvent {
             Self::RegistrationFailed(e) => {
                 Some(Fact::RegistrationFailed(e.failure.registry.clone()))
             }
-            Self::StatusChanged(_) => None,
+            Self::StatusChanged(_) | Self::WebhookRequested(_) | Self::WebhookFailed(_) => None,
         }
     }
 
@@ -339,7 +396,10 @@ impl ReceiptEvent {
             Self::Validated(e) => Some(&e.receipt_type),
             Self::Rejected(e) => Some(&e.receipt_type),
             Self::StatusChanged(e) => Some(&e.receipt_type),
-            Self::Registered(_) | Self::RegistrationFailed(_) => None,
+            Self::Registered(_)
+            | Self::RegistrationFailed(_)
+            | Self::WebhookRequested(_)
+            | Self::WebhookFailed(_) => None,
         }
     }
 }
@@ -359,7 +419,9 @@ into_event!(
     Rejected,
     Registered,
     RegistrationFailed,
-    StatusChanged
+    StatusChanged,
+    WebhookRequested,
+    WebhookFailed
 );
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub mod webhook;
 pub use document::{DocumentError, DocumentFormat};
 pub use event::{
     EventKind, EventMeta, ReceiptEvent, Registered, RegistrationFailed, Rejected, StatusChanged,
-    Submitted, Topic, Validated,
+    Submitted, Topic, Validated, WebhookFailed, WebhookRequested,
 };
 pub use idempotency::{IdempotencyDecision, RequestFingerprint};
 pub use ids::{CallbackUrl, EventId, IdError, IdempotencyKey, ReceiptId, TenantId};
@@ -23,4 +23,4 @@ pub use receipt::{Line, NormalizedReceipt, Party, Payment, Reason, Totals};
 pub use receipt_type::{ReceiptType, ReceiptTypeError};
 pub use registry::{Registration, RegistrationFailure, RegistryName};
 pub use state::{Fact, ReceiptState, Status, StatusPolicy, Transition};
-pub use webhook::{Destination, EndpointId, WebhookEventType, WebhookSecret};
+pub use webhook::{Destination, EndpointId, WebhookEventType, WebhookSecret, webhook_id};

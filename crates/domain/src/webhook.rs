@@ -26,7 +26,12 @@ pub enum WebhookEventType {
 }
 
 impl WebhookEventType {
-    pub const ALL: [WebhookEventType; 4] = [Self::Validated, Self::Accepted, Self::Rejected, Self::Failed];
+    pub const ALL: [WebhookEventType; 4] = [
+        Self::Validated,
+        Self::Accepted,
+        Self::Rejected,
+        Self::Failed,
+    ];
     /// What an endpoint registered without `events` receives: every terminal status change.
     pub const TERMINAL: [WebhookEventType; 3] = [Self::Accepted, Self::Rejected, Self::Failed];
 
@@ -64,10 +69,13 @@ impl fmt::Display for WebhookEventType {
 impl FromStr for WebhookEventType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
-            let known: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
-            format!("unknown event type {s:?}; known: {}", known.join(", "))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+                format!("unknown event type {s:?}; known: {}", known.join(", "))
+            })
     }
 }
 
@@ -81,7 +89,9 @@ impl EndpointId {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        s.strip_prefix("ep_").and_then(|u| Uuid::parse_str(u).ok()).map(Self)
+        s.strip_prefix("ep_")
+            .and_then(|u| Uuid::parse_str(u).ok())
+            .map(Self)
     }
 }
 
@@ -106,7 +116,8 @@ impl Serialize for EndpointId {
 impl<'de> Deserialize<'de> for EndpointId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        Self::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("not an endpoint id: {s:?}")))
+        Self::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an endpoint id: {s:?}")))
     }
 }
 
@@ -121,11 +132,20 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// A short, stable name for logs, keys and limits.
+    /// A short, stable name for logs, keys and limits: `ep_…` or `callback`.
     pub fn key(&self) -> String {
         match self {
             Self::Endpoint(id) => id.to_string(),
             Self::Callback => "callback".into(),
+        }
+    }
+
+    /// The destination a [`Destination::key`] names.
+    pub fn parse(key: &str) -> Option<Self> {
+        if key == "callback" {
+            Some(Self::Callback)
+        } else {
+            EndpointId::parse(key).map(Self::Endpoint)
         }
     }
 }
@@ -155,8 +175,12 @@ impl WebhookSecret {
     }
 
     pub fn parse(s: &str) -> Result<Self, String> {
-        let encoded = s.strip_prefix(Self::PREFIX).ok_or("a webhook secret starts with whsec_")?;
-        let key = STANDARD.decode(encoded).map_err(|e| format!("not base64 after whsec_: {e}"))?;
+        let encoded = s
+            .strip_prefix(Self::PREFIX)
+            .ok_or("a webhook secret starts with whsec_")?;
+        let key = STANDARD
+            .decode(encoded)
+            .map_err(|e| format!("not base64 after whsec_: {e}"))?;
         if key.len() < 16 {
             return Err("a webhook secret key has at least 128 bits".into());
         }
@@ -170,7 +194,10 @@ impl WebhookSecret {
 
     /// The HMAC key.
     pub fn key(&self) -> Vec<u8> {
-        self.0.strip_prefix(Self::PREFIX).and_then(|e| STANDARD.decode(e).ok()).unwrap_or_default()
+        self.0
+            .strip_prefix(Self::PREFIX)
+            .and_then(|e| STANDARD.decode(e).ok())
+            .unwrap_or_default()
     }
 }
 
@@ -199,7 +226,10 @@ mod tests {
 
     #[test]
     fn event_types() {
-        assert_eq!(WebhookEventType::for_status(Status::Accepted), Some(WebhookEventType::Accepted));
+        assert_eq!(
+            WebhookEventType::for_status(Status::Accepted),
+            Some(WebhookEventType::Accepted)
+        );
         assert_eq!(WebhookEventType::for_status(Status::Received), None);
         for t in WebhookEventType::ALL {
             assert_eq!(t.as_str().parse::<WebhookEventType>(), Ok(t));
@@ -215,6 +245,17 @@ mod tests {
         assert!(id.to_string().starts_with("ep_"));
         assert_eq!(EndpointId::parse(&id.to_string()), Some(id));
         assert_eq!(EndpointId::parse("nope"), None);
+    }
+
+    #[test]
+    fn destinations_round_trip_through_their_keys() {
+        for d in [
+            Destination::Callback,
+            Destination::Endpoint(EndpointId::new()),
+        ] {
+            assert_eq!(Destination::parse(&d.key()), Some(d));
+        }
+        assert_eq!(Destination::parse("ep_nope"), None);
     }
 
     #[test]
@@ -237,6 +278,12 @@ mod tests {
         assert!(WebhookSecret::parse("secret").is_err());
         assert_eq!(format!("{secret:?}"), "whsec_[redacted]");
         // The Standard Webhooks reference secret.
-        assert_eq!(WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("valid").key().len(), 24);
+        assert_eq!(
+            WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                .expect("valid")
+                .key()
+                .len(),
+            24
+        );
     }
 }

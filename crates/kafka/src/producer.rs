@@ -85,7 +85,7 @@ impl EventProducer {
                 key: headers::TRACEPARENT,
                 value: Some(traceparent.as_bytes()),
             });
-        let key = meta.receipt_id.to_string();
+        let key = event.key();
         self.send(&topic, key.as_bytes(), &payload, headers).await
     }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The delay ladder and the horizon of one consumer's retries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Delay before attempt n + 1 is `ladder[n - 1]` (the last step repeats): one retry topic
@@ -21,6 +21,11 @@ pub struct RetryPolicy {
     /// `exhausted` decides (registrars: FAILED `horizon-exceeded`).
     #[serde(with = "humantime_serde")]
     pub horizon: Duration,
+    /// At most this many attempts in all (unset: as many as the horizon allows).
+    pub max_attempts: Option<u32>,
+    /// Each delay is spread by up to ± this fraction (0.2: ±20%), so retries of many messages
+    /// that failed together do not all come back at once.
+    pub jitter: f64,
 }
 
 impl Default for RetryPolicy {
@@ -34,6 +39,8 @@ impl Default for RetryPolicy {
                 Duration::from_secs(3600),
             ],
             horizon: Duration::from_secs(36 * 3600),
+            max_attempts: None,
+            jitter: 0.0,
         }
     }
 }
@@ -53,7 +60,7 @@ impl RetryPolicy {
     pub fn replay_only() -> Self {
         Self {
             ladder: vec![Duration::ZERO],
-            horizon: Duration::from_secs(36 * 3600),
+            ..Self::default()
         }
     }
 
@@ -71,10 +78,13 @@ impl RetryPolicy {
         now: DateTime<Utc>,
         retry_after: Option<Duration>,
     ) -> NextAttempt {
+        if self.max_attempts.is_some_and(|max| attempt >= max) {
+            return NextAttempt::Exhausted;
+        }
         let tier = usize::try_from(attempt)
             .unwrap_or(usize::MAX)
             .clamp(1, self.tiers());
-        let step = self.ladder.get(tier - 1).copied().unwrap_or_default();
+        let step = self.jittered(self.ladder.get(tier - 1).copied().unwrap_or_default());
         let delay = step.max(retry_after.unwrap_or_default());
         let due = now + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
         let horizon = chrono::Duration::from_std(self.horizon).unwrap_or(chrono::TimeDelta::MAX);
@@ -83,6 +93,17 @@ impl RetryPolicy {
         } else {
             NextAttempt::Tier { tier, due }
         }
+    }
+}
+
+impl RetryPolicy {
+    /// `step` spread uniformly by up to ± `jitter` of itself.
+    fn jittered(&self, step: Duration) -> Duration {
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        if jitter == 0.0 || step.is_zero() {
+            return step;
+        }
+        step.mul_f64(1.0 + rand::random_range(-jitter..=jitter))
     }
 }
 
@@ -166,6 +187,38 @@ mod tests {
             policy.next(41, at(0), at(35 * 3600 + 1), None),
             NextAttempt::Exhausted
         );
+    }
+
+    #[test]
+    fn max_attempts_ends_retries() {
+        let policy = RetryPolicy {
+            max_attempts: Some(3),
+            ..RetryPolicy::default()
+        };
+        assert!(matches!(
+            policy.next(2, at(0), at(10), None),
+            NextAttempt::Tier { tier: 2, .. }
+        ));
+        assert_eq!(policy.next(3, at(0), at(100), None), NextAttempt::Exhausted);
+    }
+
+    #[test]
+    fn jitter_spreads_delays_within_bounds() {
+        let policy = RetryPolicy {
+            jitter: 0.2,
+            ..RetryPolicy::default()
+        };
+        let delays: std::collections::HashSet<i64> = (0..50)
+            .map(|_| match policy.next(2, at(0), at(0), None) {
+                NextAttempt::Tier { due, .. } => (due - at(0)).num_milliseconds(),
+                NextAttempt::Exhausted => -1,
+            })
+            .collect();
+        assert!(
+            delays.iter().all(|ms| (48_000..=72_000).contains(ms)),
+            "{delays:?}"
+        );
+        assert!(delays.len() > 1, "spread");
     }
 
     #[test]

@@ -1,11 +1,9 @@
 //! Turning transport errors and HTTP answers into outcomes and retry decisions, the same way for
 //! every registry.
 
-use std::time::Duration;
-
-use chrono::Utc;
+use receipts_runtime::http::retry_after;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::HeaderMap;
 
 use crate::CallError;
 
@@ -57,16 +55,6 @@ pub(crate) fn status(status: StatusCode, headers: &HeaderMap, body: &str) -> Cal
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    (at.with_timezone(&Utc) - Utc::now()).to_std().ok()
-}
-
 /// At most 300 characters of a body, for messages.
 pub(crate) fn snippet(body: &str) -> String {
     body.chars().take(300).collect()
@@ -74,11 +62,16 @@ pub(crate) fn snippet(body: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn headers(retry_after: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, retry_after.parse().expect("header"));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            retry_after.parse().expect("header"),
+        );
         h
     }
 
@@ -111,15 +104,5 @@ mod tests {
             (kind.as_str(), retry_after),
             ("http-429", Some(Duration::from_secs(7)))
         );
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        assert_eq!(retry_after(&headers("3")), Some(Duration::from_secs(3)));
-        let later = (Utc::now() + chrono::Duration::seconds(60)).to_rfc2822();
-        let parsed = retry_after(&headers(&later)).expect("date");
-        assert!(parsed > Duration::from_secs(50) && parsed <= Duration::from_secs(60));
-        assert_eq!(retry_after(&headers("soon")), None);
-        assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 }

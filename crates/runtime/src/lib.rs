@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod http;
 mod secret;
 pub mod shutdown;
 pub mod telemetry;

@@ -18,16 +18,19 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use receipts_domain::event::now_millis;
 use receipts_domain::{
-    CallbackUrl, DocumentFormat, EventId, EventKind, EventMeta, IdempotencyKey, NormalizedReceipt,
-    Reason, ReceiptEvent, ReceiptId, ReceiptState, Registered, Registration, RegistrationFailed,
-    RegistrationFailure, RegistryName, Rejected, RequestFingerprint, Status, StatusChanged,
-    StatusPolicy, Submitted, TenantId, Transition, Validated,
+    CallbackUrl, Destination, DocumentFormat, EndpointId, EventId, EventKind, EventMeta,
+    IdempotencyKey, NormalizedReceipt, Reason, ReceiptEvent, ReceiptId, ReceiptState, Registered,
+    Registration, RegistrationFailed, RegistrationFailure, RegistryName, Rejected,
+    RequestFingerprint, Status, StatusChanged, StatusPolicy, Submitted, TenantId, Transition,
+    Validated, WebhookEventType, WebhookFailed, WebhookRequested, WebhookSecret,
 };
 use uuid::Uuid;
 
 use crate::{
-    ApiClient, ApiKey, Applied, ClientId, ClientStore, Error, NewClient, ReceiptRecord,
-    Reservation, Reserved, Scope, StatusStore, StoredDocument,
+    ApiClient, ApiKey, Applied, ClientId, ClientStore, DISABLED_BY_OWNER, Delivery,
+    DeliveryAttempt, DeliveryStatus, Endpoint, EndpointHealth, EndpointPatch, Error, NewClient,
+    NewDelivery, NewEndpoint, ReceiptRecord, Reservation, Reserved, Scope, StatusStore,
+    StoredDocument, StoredSecret, WebhookStore, auto_disabled_reason,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -229,15 +232,47 @@ impl ReceiptFixture {
             EventKind::Registered => self.registered(TAX).into(),
             EventKind::RegistrationFailed => self.registration_failed(TAX).into(),
             EventKind::StatusChanged => self.status_changed().into(),
+            EventKind::WebhookRequested => ReceiptEvent::WebhookRequested(self.webhook_requested()),
+            EventKind::WebhookFailed => ReceiptEvent::WebhookFailed(self.webhook_failed()),
+        }
+    }
+
+    /// A webhook message announcing the acceptance to the receipt's `Callback-Url` (states no
+    /// fact: stores ignore it).
+    pub fn webhook_requested(&self) -> WebhookRequested {
+        WebhookRequested {
+            meta: self.meta(TimeDelta::seconds(4)),
+            delivery_id: format!("msg_{}", self.receipt_id.as_uuid().simple()),
+            destination: Destination::Callback,
+            url: "https://partner.example/hooks/receipts".to_owned(),
+            event_type: WebhookEventType::Accepted,
+            payload: br#"{"type": "receipt.accepted"}"#.to_vec(),
+        }
+    }
+
+    /// That webhook message given up on (states no fact: stores ignore it).
+    pub fn webhook_failed(&self) -> WebhookFailed {
+        let requested = self.webhook_requested();
+        WebhookFailed {
+            meta: self.meta(TimeDelta::seconds(5)),
+            delivery_id: requested.delivery_id,
+            destination: requested.destination,
+            url: requested.url,
+            event_type: requested.event_type,
+            reason: "the retry schedule is exhausted".to_owned(),
         }
     }
 }
 
-/// The kinds of event that state a fact about their receipt (all but `status_changed`).
+/// The kinds of event that state a fact about their receipt (all but the status change and the
+/// webhook messages).
 pub fn fact_kinds() -> impl Iterator<Item = EventKind> {
-    EventKind::ALL
-        .into_iter()
-        .filter(|&k| k != EventKind::StatusChanged)
+    EventKind::ALL.into_iter().filter(|&k| {
+        !matches!(
+            k,
+            EventKind::StatusChanged | EventKind::WebhookRequested | EventKind::WebhookFailed
+        )
+    })
 }
 
 /// An event's envelope, to change.
@@ -249,6 +284,8 @@ pub fn meta_mut(event: &mut ReceiptEvent) -> &mut EventMeta {
         ReceiptEvent::Registered(e) => &mut e.meta,
         ReceiptEvent::RegistrationFailed(e) => &mut e.meta,
         ReceiptEvent::StatusChanged(e) => &mut e.meta,
+        ReceiptEvent::WebhookRequested(e) => &mut e.meta,
+        ReceiptEvent::WebhookFailed(e) => &mut e.meta,
     }
 }
 
@@ -439,7 +476,9 @@ pub async fn apply_creates_receipt_from_any_first_event<S: StatusStore>(store: &
             EventKind::Validated => Status::Validated,
             EventKind::Rejected => Status::Rejected,
             EventKind::RegistrationFailed => Status::Failed,
-            EventKind::StatusChanged => unreachable!("not a fact"),
+            EventKind::StatusChanged | EventKind::WebhookRequested | EventKind::WebhookFailed => {
+                unreachable!("not a fact")
+            }
         };
         assert_eq!(
             apply(store, event.clone()).await,
@@ -523,7 +562,9 @@ pub async fn apply_creates_receipt_from_any_first_event<S: StatusStore>(store: &
                 assert_eq!(r.failures, std::slice::from_ref(&e.failure));
                 assert_eq!(entry.registry.as_ref(), Some(&e.failure.registry));
             }
-            ReceiptEvent::StatusChanged(_) => unreachable!("not a fact"),
+            ReceiptEvent::StatusChanged(_)
+            | ReceiptEvent::WebhookRequested(_)
+            | ReceiptEvent::WebhookFailed(_) => unreachable!("not a fact"),
         }
     }
 }
@@ -1566,4 +1607,983 @@ pub async fn duplicate_client_key_is_refused<S: ClientStore>(store: &S) {
         store.list_clients(Some(&tenant)).await.expect("list"),
         [created]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhooks: endpoints, secrets, delivery log
+// ---------------------------------------------------------------------------------------------
+
+/// A new endpoint of `tenant` with a fresh secret.
+pub fn new_endpoint(tenant: &TenantId, events: Option<Vec<WebhookEventType>>) -> NewEndpoint {
+    let id = EndpointId::new();
+    NewEndpoint {
+        id,
+        tenant_id: tenant.clone(),
+        url: format!("https://partner.example/hooks/{id}"),
+        description: Some("order updates".to_owned()),
+        events,
+        secret: WebhookSecret::generate(),
+    }
+}
+
+/// Creates `new` and checks what comes back.
+async fn create_endpoint<S: WebhookStore>(store: &S, new: &NewEndpoint) -> Endpoint {
+    let created = store.create_endpoint(new).await.expect("create_endpoint");
+    assert_eq!(
+        (
+            created.id,
+            &created.tenant_id,
+            &created.url,
+            &created.description,
+            &created.events
+        ),
+        (
+            new.id,
+            &new.tenant_id,
+            &new.url,
+            &new.description,
+            &new.events
+        )
+    );
+    assert!(created.enabled);
+    assert_eq!(
+        (&created.disabled_reason, created.failing_since),
+        (&None, None)
+    );
+    assert_eq!(
+        created.secrets,
+        [StoredSecret {
+            secret: new.secret.clone(),
+            expires_at: None
+        }]
+    );
+    assert_eq!(created.created_at, created.updated_at);
+    // Distinct creation times, so "oldest first" is well defined on every backend.
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    created
+}
+
+async fn endpoint_of<S: WebhookStore>(store: &S, tenant: &TenantId, id: EndpointId) -> Endpoint {
+    store
+        .endpoint(tenant, id)
+        .await
+        .expect("endpoint()")
+        .expect("the endpoint exists")
+}
+
+async fn subscribed<S: WebhookStore>(
+    store: &S,
+    tenant: &TenantId,
+    event: WebhookEventType,
+) -> Vec<EndpointId> {
+    store
+        .subscribed_endpoints(tenant, event)
+        .await
+        .expect("subscribed_endpoints()")
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+fn secret(secret: &WebhookSecret, expires_at: Option<DateTime<Utc>>) -> StoredSecret {
+    StoredSecret {
+        secret: secret.clone(),
+        expires_at,
+    }
+}
+
+/// Endpoints can be created, read (by tenant and id, by id alone, listed oldest first), updated
+/// and deleted; another tenant's endpoint does not exist for anyone else, whatever they try.
+pub async fn webhook_endpoints_crud_and_tenant_isolation<S: WebhookStore>(store: &S) {
+    let (tenant, other) = (unique_tenant(), unique_tenant());
+    let a = create_endpoint(store, &new_endpoint(&tenant, None)).await;
+    let new_b = NewEndpoint {
+        description: None,
+        ..new_endpoint(&tenant, Some(vec![WebhookEventType::Accepted]))
+    };
+    let b = create_endpoint(store, &new_b).await;
+    let c = create_endpoint(store, &new_endpoint(&other, None)).await;
+
+    assert_eq!(endpoint_of(store, &tenant, a.id).await, a);
+    assert_eq!(
+        store.endpoint_by_id(b.id).await.expect("endpoint_by_id()"),
+        Some(b.clone())
+    );
+    assert_eq!(
+        store.endpoints(&tenant).await.expect("endpoints()"),
+        [a.clone(), b.clone()]
+    );
+    assert_eq!(
+        store.endpoints(&other).await.expect("endpoints()"),
+        std::slice::from_ref(&c)
+    );
+    assert_eq!(
+        store
+            .endpoints(&unique_tenant())
+            .await
+            .expect("endpoints()"),
+        []
+    );
+
+    let err = store
+        .create_endpoint(&NewEndpoint {
+            tenant_id: other.clone(),
+            ..new_b.clone()
+        })
+        .await
+        .expect_err("a second endpoint with the same id");
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    assert_eq!(endpoint_of(store, &tenant, b.id).await, b);
+
+    // Another tenant's endpoint, and an unknown one, are not there for anyone.
+    for (who, id) in [
+        (&other, a.id),
+        (&tenant, c.id),
+        (&tenant, EndpointId::new()),
+    ] {
+        assert_eq!(store.endpoint(who, id).await.expect("endpoint()"), None);
+        let patch = EndpointPatch {
+            url: Some("https://attacker.example/".to_owned()),
+            enabled: Some(false),
+            ..EndpointPatch::default()
+        };
+        assert_eq!(
+            store
+                .update_endpoint(who, id, &patch)
+                .await
+                .expect("update_endpoint()"),
+            None
+        );
+        assert_eq!(
+            store
+                .rotate_endpoint_secret(who, id, WebhookSecret::generate(), now_millis())
+                .await
+                .expect("rotate_endpoint_secret()"),
+            None
+        );
+        assert!(
+            !store
+                .delete_endpoint(who, id)
+                .await
+                .expect("delete_endpoint()")
+        );
+    }
+    assert_eq!(
+        store
+            .endpoint_by_id(EndpointId::new())
+            .await
+            .expect("endpoint_by_id()"),
+        None
+    );
+    assert_eq!(endpoint_of(store, &tenant, a.id).await, a);
+    assert_eq!(endpoint_of(store, &other, c.id).await, c);
+    assert_eq!(
+        subscribed(store, &other, WebhookEventType::Accepted).await,
+        [c.id]
+    );
+
+    // Updates change what they name and nothing else.
+    let patch = EndpointPatch {
+        url: Some("https://partner.example/v2/hooks".to_owned()),
+        description: Some(None),
+        ..EndpointPatch::default()
+    };
+    let updated = store
+        .update_endpoint(&tenant, a.id, &patch)
+        .await
+        .expect("update_endpoint()")
+        .expect("found");
+    assert!(updated.updated_at >= a.updated_at);
+    assert_eq!(
+        updated,
+        Endpoint {
+            url: "https://partner.example/v2/hooks".to_owned(),
+            description: None,
+            updated_at: updated.updated_at,
+            ..a.clone()
+        }
+    );
+    assert_eq!(endpoint_of(store, &tenant, a.id).await, updated);
+    let described = store
+        .update_endpoint(
+            &tenant,
+            a.id,
+            &EndpointPatch {
+                description: Some(Some("all outcomes".to_owned())),
+                ..EndpointPatch::default()
+            },
+        )
+        .await
+        .expect("update_endpoint()")
+        .expect("found");
+    assert_eq!(described.description.as_deref(), Some("all outcomes"));
+    assert_eq!(described.url, updated.url);
+    let unchanged = store
+        .update_endpoint(&tenant, a.id, &EndpointPatch::default())
+        .await
+        .expect("update_endpoint()")
+        .expect("found");
+    assert_eq!(
+        unchanged,
+        Endpoint {
+            updated_at: unchanged.updated_at,
+            ..described.clone()
+        }
+    );
+
+    // Deleting takes it out of every read, once.
+    assert!(
+        store
+            .delete_endpoint(&tenant, a.id)
+            .await
+            .expect("delete_endpoint()")
+    );
+    assert!(
+        !store
+            .delete_endpoint(&tenant, a.id)
+            .await
+            .expect("delete_endpoint()")
+    );
+    assert_eq!(
+        store.endpoint(&tenant, a.id).await.expect("endpoint()"),
+        None
+    );
+    assert_eq!(
+        store.endpoint_by_id(a.id).await.expect("endpoint_by_id()"),
+        None
+    );
+    assert_eq!(
+        store.endpoints(&tenant).await.expect("endpoints()"),
+        std::slice::from_ref(&b)
+    );
+    assert_eq!(
+        store
+            .update_endpoint(&tenant, a.id, &EndpointPatch::default())
+            .await
+            .expect("update_endpoint()"),
+        None
+    );
+}
+
+/// `events` round-trips (`None`, a list, an empty list); `subscribed_endpoints` returns the
+/// enabled endpoints that want the event: without `events`, every terminal one.
+pub async fn webhook_endpoint_events_and_subscriptions<S: WebhookStore>(store: &S) {
+    use WebhookEventType::{Accepted, Failed, Rejected, Validated};
+    let tenant = unique_tenant();
+    let default = create_endpoint(store, &new_endpoint(&tenant, None)).await;
+    let explicit = create_endpoint(
+        store,
+        &new_endpoint(&tenant, Some(vec![Validated, Rejected])),
+    )
+    .await;
+    let nothing = create_endpoint(store, &new_endpoint(&tenant, Some(Vec::new()))).await;
+    let disabled = create_endpoint(store, &new_endpoint(&tenant, None)).await;
+    let disabled = store
+        .update_endpoint(
+            &tenant,
+            disabled.id,
+            &EndpointPatch {
+                enabled: Some(false),
+                ..EndpointPatch::default()
+            },
+        )
+        .await
+        .expect("update_endpoint()")
+        .expect("found");
+    assert!(!disabled.enabled);
+    assert_eq!(disabled.disabled_reason.as_deref(), Some(DISABLED_BY_OWNER));
+
+    assert_eq!(endpoint_of(store, &tenant, default.id).await.events, None);
+    assert_eq!(
+        endpoint_of(store, &tenant, explicit.id).await.events,
+        Some(vec![Validated, Rejected])
+    );
+    assert_eq!(
+        endpoint_of(store, &tenant, nothing.id).await.events,
+        Some(Vec::new())
+    );
+
+    assert_eq!(subscribed(store, &tenant, Validated).await, [explicit.id]);
+    assert_eq!(subscribed(store, &tenant, Accepted).await, [default.id]);
+    assert_eq!(
+        subscribed(store, &tenant, Rejected).await,
+        [default.id, explicit.id]
+    );
+    assert_eq!(subscribed(store, &tenant, Failed).await, [default.id]);
+    assert_eq!(subscribed(store, &unique_tenant(), Accepted).await, []);
+    let full = store
+        .subscribed_endpoints(&tenant, Rejected)
+        .await
+        .expect("subscribed_endpoints()");
+    assert_eq!(
+        full,
+        [
+            endpoint_of(store, &tenant, default.id).await,
+            endpoint_of(store, &tenant, explicit.id).await
+        ]
+    );
+
+    // Back to the default; and from the default to a list.
+    let reset = store
+        .update_endpoint(
+            &tenant,
+            explicit.id,
+            &EndpointPatch {
+                events: Some(None),
+                ..EndpointPatch::default()
+            },
+        )
+        .await
+        .expect("update_endpoint()")
+        .expect("found");
+    assert_eq!(reset.events, None);
+    store
+        .update_endpoint(
+            &tenant,
+            default.id,
+            &EndpointPatch {
+                events: Some(Some(vec![Failed, Validated])),
+                ..EndpointPatch::default()
+            },
+        )
+        .await
+        .expect("update_endpoint()")
+        .expect("found");
+    assert_eq!(
+        endpoint_of(store, &tenant, default.id).await.events,
+        Some(vec![Failed, Validated])
+    );
+    assert_eq!(subscribed(store, &tenant, Validated).await, [default.id]);
+    assert_eq!(subscribed(store, &tenant, Accepted).await, [explicit.id]);
+    assert_eq!(
+        subscribed(store, &tenant, Failed).await,
+        [default.id, explicit.id]
+    );
+
+    // Enabled again by its owner: subscribed again.
+    let enabled = store
+        .update_endpoint(
+            &tenant,
+            disabled.id,
+            &EndpointPatch {
+                enabled: Some(true),
+                ..EndpointPatch::default()
+            },
+        )
+        .await
+        .expect("update_endpoint()")
+        .expect("found");
+    assert!(enabled.enabled);
+    assert_eq!(enabled.disabled_reason, None);
+    assert_eq!(
+        subscribed(store, &tenant, Accepted).await,
+        [explicit.id, disabled.id]
+    );
+}
+
+/// Rotation makes the new secret current; the previous current one is returned (after it)
+/// until its grace period ends and never after; secrets rotated out earlier keep their own
+/// expiry.
+pub async fn webhook_endpoint_secret_rotation<S: WebhookStore>(store: &S) {
+    let tenant = unique_tenant();
+    let new = new_endpoint(&tenant, None);
+    let s0 = new.secret.clone();
+    let endpoint = create_endpoint(store, &new).await;
+    let id = endpoint.id;
+    let now = now_millis();
+    let (hour, two_hours) = (now + TimeDelta::hours(1), now + TimeDelta::hours(2));
+
+    let s1 = WebhookSecret::generate();
+    let rotated = store
+        .rotate_endpoint_secret(&tenant, id, s1.clone(), hour)
+        .await
+        .expect("rotate_endpoint_secret()")
+        .expect("found");
+    let expected = [secret(&s1, None), secret(&s0, Some(hour))];
+    assert_eq!(rotated.secrets, expected);
+    assert_eq!(endpoint_of(store, &tenant, id).await.secrets, expected);
+    assert_eq!(
+        store
+            .endpoint_by_id(id)
+            .await
+            .expect("endpoint_by_id()")
+            .map(|e| e.secrets),
+        Some(expected.to_vec())
+    );
+
+    // Only the current secret's expiry is set; the one rotated out before keeps its own.
+    let s2 = WebhookSecret::generate();
+    let rotated = store
+        .rotate_endpoint_secret(&tenant, id, s2.clone(), two_hours)
+        .await
+        .expect("rotate_endpoint_secret()")
+        .expect("found");
+    let expected = [
+        secret(&s2, None),
+        secret(&s1, Some(two_hours)),
+        secret(&s0, Some(hour)),
+    ];
+    assert_eq!(rotated.secrets, expected);
+    assert_eq!(
+        store.endpoints(&tenant).await.expect("endpoints()")[0].secrets,
+        expected
+    );
+
+    // An expiry in the past ends the previous secret at once.
+    let s3 = WebhookSecret::generate();
+    let rotated = store
+        .rotate_endpoint_secret(&tenant, id, s3.clone(), now - TimeDelta::seconds(1))
+        .await
+        .expect("rotate_endpoint_secret()")
+        .expect("found");
+    let expected = [
+        secret(&s3, None),
+        secret(&s1, Some(two_hours)),
+        secret(&s0, Some(hour)),
+    ];
+    assert_eq!(rotated.secrets, expected);
+    assert_eq!(endpoint_of(store, &tenant, id).await.secrets, expected);
+
+    // A grace period that ends while nobody writes: returned until then, not after.
+    let s4 = WebhookSecret::generate();
+    let soon = now_millis() + TimeDelta::milliseconds(800);
+    store
+        .rotate_endpoint_secret(&tenant, id, s4.clone(), soon)
+        .await
+        .expect("rotate_endpoint_secret()")
+        .expect("found");
+    assert_eq!(
+        endpoint_of(store, &tenant, id).await.secrets,
+        [
+            secret(&s4, None),
+            secret(&s3, Some(soon)),
+            secret(&s1, Some(two_hours)),
+            secret(&s0, Some(hour)),
+        ]
+    );
+    let wait = (soon - now_millis()).to_std().unwrap_or_default() + Duration::from_millis(20);
+    tokio::time::sleep(wait).await;
+    let expected = [
+        secret(&s4, None),
+        secret(&s1, Some(two_hours)),
+        secret(&s0, Some(hour)),
+    ];
+    assert_eq!(endpoint_of(store, &tenant, id).await.secrets, expected);
+    assert_eq!(
+        store
+            .subscribed_endpoints(&tenant, WebhookEventType::Accepted)
+            .await
+            .expect("subscribed_endpoints()")[0]
+            .secrets,
+        expected
+    );
+}
+
+/// `callback_secrets` creates the tenant's current secret from `initial` once, whoever asks
+/// first (also when many ask at once), and returns it ever after; rotation works as for
+/// endpoints; tenants are independent.
+pub async fn webhook_callback_secrets_get_or_create<S: WebhookStore + Clone>(store: &S) {
+    const CALLERS: usize = 16;
+    let tenant = unique_tenant();
+    let initials: Vec<WebhookSecret> = (0..CALLERS).map(|_| WebhookSecret::generate()).collect();
+    let start = Arc::new(tokio::sync::Barrier::new(CALLERS));
+    let mut tasks = tokio::task::JoinSet::new();
+    for initial in initials.clone() {
+        let (store, start, tenant) = (store.clone(), start.clone(), tenant.clone());
+        tasks.spawn(async move {
+            start.wait().await;
+            store.callback_secrets(&tenant, initial).await
+        });
+    }
+    let mut answers = Vec::with_capacity(CALLERS);
+    while let Some(joined) = tasks.join_next().await {
+        answers.push(
+            joined
+                .expect("callback_secrets task panicked")
+                .expect("callback_secrets()"),
+        );
+    }
+    let first = answers[0].clone();
+    assert!(
+        answers.iter().all(|a| *a == first),
+        "concurrent first calls disagree"
+    );
+    assert_eq!(first.len(), 1, "exactly one secret");
+    assert_eq!(first[0].expires_at, None, "and it is current");
+    assert!(initials.contains(&first[0].secret));
+    let current = first[0].secret.clone();
+
+    // Later calls change nothing.
+    assert_eq!(
+        store
+            .callback_secrets(&tenant, WebhookSecret::generate())
+            .await
+            .expect("callback_secrets()"),
+        first
+    );
+
+    // Rotation.
+    let hour = now_millis() + TimeDelta::hours(1);
+    let next = WebhookSecret::generate();
+    let expected = [secret(&next, None), secret(&current, Some(hour))];
+    assert_eq!(
+        store
+            .rotate_callback_secret(&tenant, next.clone(), hour)
+            .await
+            .expect("rotate_callback_secret()"),
+        expected
+    );
+    assert_eq!(
+        store
+            .callback_secrets(&tenant, WebhookSecret::generate())
+            .await
+            .expect("callback_secrets()"),
+        expected
+    );
+    let last = WebhookSecret::generate();
+    let expected = [secret(&last, None), secret(&current, Some(hour))];
+    assert_eq!(
+        store
+            .rotate_callback_secret(&tenant, last.clone(), now_millis() - TimeDelta::seconds(1))
+            .await
+            .expect("rotate_callback_secret()"),
+        expected
+    );
+    assert_eq!(
+        store
+            .callback_secrets(&tenant, WebhookSecret::generate())
+            .await
+            .expect("callback_secrets()"),
+        expected
+    );
+
+    // Other tenants have their own.
+    let other = unique_tenant();
+    let theirs = WebhookSecret::generate();
+    assert_eq!(
+        store
+            .callback_secrets(&other, theirs.clone())
+            .await
+            .expect("callback_secrets()"),
+        [secret(&theirs, None)]
+    );
+    // Rotating for a tenant without secrets just makes one.
+    let fresh = unique_tenant();
+    let first_one = WebhookSecret::generate();
+    assert_eq!(
+        store
+            .rotate_callback_secret(&fresh, first_one.clone(), hour)
+            .await
+            .expect("rotate_callback_secret()"),
+        [secret(&first_one, None)]
+    );
+    assert_eq!(
+        store
+            .callback_secrets(&tenant, WebhookSecret::generate())
+            .await
+            .expect("callback_secrets()"),
+        expected,
+        "untouched by the others"
+    );
+}
+
+/// A success clears `failing_since`; a failure sets it if unset; a failure more than
+/// `disable_after` after it disables the endpoint with a reason naming the period (once);
+/// enabling it again clears both.
+pub async fn webhook_endpoint_health<S: WebhookStore>(store: &S) {
+    let tenant = unique_tenant();
+    let endpoint = create_endpoint(store, &new_endpoint(&tenant, None)).await;
+    let bystander = create_endpoint(store, &new_endpoint(&tenant, None)).await;
+    let id = endpoint.id;
+    let period = Duration::from_secs(3600);
+    let result = async |succeeded: bool, at: DateTime<Utc>| {
+        store
+            .record_endpoint_result(id, succeeded, at, period)
+            .await
+            .expect("record_endpoint_result()")
+    };
+    let failing_since = async || endpoint_of(store, &tenant, id).await.failing_since;
+    let t0 = now_millis();
+    let minutes = |m: i64| TimeDelta::minutes(m);
+
+    assert_eq!(result(true, t0).await, EndpointHealth::Healthy);
+    assert_eq!(failing_since().await, None);
+    assert_eq!(result(false, t0).await, EndpointHealth::Failing);
+    assert_eq!(failing_since().await, Some(t0));
+    assert_eq!(
+        result(false, t0 + minutes(30)).await,
+        EndpointHealth::Failing
+    );
+    assert_eq!(failing_since().await, Some(t0), "set only if unset");
+    assert_eq!(
+        result(true, t0 + minutes(31)).await,
+        EndpointHealth::Healthy
+    );
+    assert_eq!(failing_since().await, None, "a success clears it");
+
+    let t1 = t0 + minutes(40);
+    assert_eq!(result(false, t1).await, EndpointHealth::Failing);
+    assert_eq!(
+        result(false, t1 + minutes(60)).await,
+        EndpointHealth::Failing,
+        "exactly the period is not longer than it"
+    );
+    assert!(endpoint_of(store, &tenant, id).await.enabled);
+    assert_eq!(
+        result(false, t1 + minutes(60) + TimeDelta::seconds(1)).await,
+        EndpointHealth::DisabledNow
+    );
+    let disabled = endpoint_of(store, &tenant, id).await;
+    assert!(!disabled.enabled);
+    assert_eq!(disabled.failing_since, Some(t1));
+    assert_eq!(
+        disabled.disabled_reason,
+        Some(auto_disabled_reason(period, t1))
+    );
+    assert!(
+        disabled
+            .disabled_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("1h")),
+        "{:?} names the period",
+        disabled.disabled_reason
+    );
+    assert_eq!(
+        subscribed(store, &tenant, WebhookEventType::Accepted).await,
+        [bystander.id]
+    );
+    // Disabled once: later failures only fail.
+    assert_eq!(
+        result(false, t1 + minutes(120)).await,
+        EndpointHealth::Failing
+    );
+    assert_eq!(
+        endpoint_of(store, &tenant, id).await.disabled_reason,
+        disabled.disabled_reason
+    );
+
+    // Enabled again by its owner: healthy, reason gone.
+    let enabled = store
+        .update_endpoint(
+            &tenant,
+            id,
+            &EndpointPatch {
+                enabled: Some(true),
+                ..EndpointPatch::default()
+            },
+        )
+        .await
+        .expect("update_endpoint()")
+        .expect("found");
+    assert!(enabled.enabled);
+    assert_eq!(
+        (enabled.disabled_reason, enabled.failing_since),
+        (None, None)
+    );
+    assert_eq!(endpoint_of(store, &tenant, id).await.failing_since, None);
+    assert_eq!(
+        subscribed(store, &tenant, WebhookEventType::Accepted).await,
+        [id, bystander.id]
+    );
+
+    // Disabled by its owner while failing: the owner's reason.
+    assert_eq!(
+        result(false, t1 + minutes(200)).await,
+        EndpointHealth::Failing
+    );
+    let by_owner = store
+        .update_endpoint(
+            &tenant,
+            id,
+            &EndpointPatch {
+                enabled: Some(false),
+                ..EndpointPatch::default()
+            },
+        )
+        .await
+        .expect("update_endpoint()")
+        .expect("found");
+    assert_eq!(by_owner.disabled_reason.as_deref(), Some(DISABLED_BY_OWNER));
+
+    // The other endpoint never noticed; an unknown endpoint changes nothing.
+    assert_eq!(endpoint_of(store, &tenant, bystander.id).await, bystander);
+    assert_eq!(
+        store
+            .record_endpoint_result(EndpointId::new(), false, t0, Duration::ZERO)
+            .await
+            .expect("record_endpoint_result()"),
+        EndpointHealth::Healthy
+    );
+}
+
+/// A delivery of `receipt` to `destination`, created at `created_at`.
+pub fn new_delivery(
+    tenant: &TenantId,
+    receipt: ReceiptId,
+    destination: Destination,
+    created_at: DateTime<Utc>,
+) -> NewDelivery {
+    let id = receipts_domain::webhook::webhook_id(EventId::new(), &destination);
+    NewDelivery {
+        payload: format!(
+            r#"{{"type":"receipt.accepted","data":{{"id":"{receipt}","webhook":"{id}"}}}}"#
+        )
+        .into_bytes(),
+        id,
+        tenant_id: tenant.clone(),
+        receipt_id: receipt,
+        destination,
+        url: "https://partner.example/hooks/receipts".to_owned(),
+        event_type: WebhookEventType::Accepted,
+        created_at,
+    }
+}
+
+/// An attempt numbered `number` at `at`: a 200 if it `succeeded`, else a 503 with a body.
+pub fn attempt(number: u32, at: DateTime<Utc>, succeeded: bool) -> DeliveryAttempt {
+    DeliveryAttempt {
+        number,
+        at,
+        url: "https://partner.example/hooks/receipts".to_owned(),
+        http_status: Some(if succeeded { 200 } else { 503 }),
+        latency_ms: 42 + u64::from(number),
+        response_excerpt: Some(if succeeded { "ok" } else { "try later" }.to_owned()),
+        error: (!succeeded).then(|| "HTTP 503".to_owned()),
+        succeeded,
+    }
+}
+
+async fn delivery_of<S: WebhookStore>(store: &S, tenant: &TenantId, id: &str) -> Delivery {
+    store
+        .delivery(tenant, id)
+        .await
+        .expect("delivery()")
+        .expect("the delivery exists")
+}
+
+/// The delivery log: recording is idempotent; attempts are upserted by number and come back in
+/// order; a successful attempt delivers, `fail_delivery` fails, `reopen_delivery` reopens; only
+/// the owner sees it; it outlives its endpoint.
+pub async fn webhook_delivery_log<S: WebhookStore>(store: &S) {
+    let (tenant, other) = (unique_tenant(), unique_tenant());
+    let receipt = ReceiptId::new();
+    let endpoint = create_endpoint(store, &new_endpoint(&tenant, None)).await;
+    let t0 = now_millis();
+    let to_endpoint = new_delivery(&tenant, receipt, Destination::Endpoint(endpoint.id), t0);
+    let to_callback = new_delivery(
+        &tenant,
+        receipt,
+        Destination::Callback,
+        t0 + TimeDelta::milliseconds(1),
+    );
+    // Recorded in the other order: the log is oldest first all the same.
+    store
+        .record_delivery(&to_callback)
+        .await
+        .expect("record_delivery()");
+    store
+        .record_delivery(&to_endpoint)
+        .await
+        .expect("record_delivery()");
+    let as_recorded = |new: &NewDelivery| Delivery {
+        id: new.id.clone(),
+        tenant_id: new.tenant_id.clone(),
+        receipt_id: new.receipt_id,
+        destination: new.destination.clone(),
+        url: new.url.clone(),
+        event_type: new.event_type,
+        payload: new.payload.clone(),
+        status: DeliveryStatus::Pending,
+        failure_reason: None,
+        created_at: new.created_at,
+        updated_at: new.created_at,
+        attempts: Vec::new(),
+    };
+    let fresh = [as_recorded(&to_endpoint), as_recorded(&to_callback)];
+    let mut log = store
+        .deliveries(&tenant, receipt)
+        .await
+        .expect("deliveries()");
+    for d in &mut log {
+        assert!(d.updated_at >= d.created_at);
+        d.updated_at = d.created_at;
+    }
+    assert_eq!(log, fresh);
+
+    // Recording again (even with other data) changes nothing.
+    store
+        .record_delivery(&NewDelivery {
+            payload: b"something else".to_vec(),
+            url: "https://elsewhere.example/".to_owned(),
+            ..to_endpoint.clone()
+        })
+        .await
+        .expect("record_delivery() again");
+    let before = delivery_of(store, &tenant, &to_endpoint.id).await;
+    assert_eq!(before.payload, to_endpoint.payload);
+    assert_eq!(before.url, to_endpoint.url);
+
+    // Attempts: in number order whatever the recording order; a number recorded again
+    // replaces the earlier record; failures leave it pending.
+    let at = |s: i64| t0 + TimeDelta::seconds(s);
+    let second = DeliveryAttempt {
+        http_status: None,
+        response_excerpt: None,
+        error: Some("timed out after 15s".to_owned()),
+        ..attempt(2, at(5), false)
+    };
+    store
+        .record_attempt(&to_endpoint.id, &second)
+        .await
+        .expect("record_attempt()");
+    store
+        .record_attempt(&to_endpoint.id, &attempt(1, at(0), false))
+        .await
+        .expect("record_attempt()");
+    let d = delivery_of(store, &tenant, &to_endpoint.id).await;
+    assert_eq!(d.status, DeliveryStatus::Pending);
+    assert_eq!(d.attempts, [attempt(1, at(0), false), second.clone()]);
+    let second_again = DeliveryAttempt {
+        url: "https://partner.example/hooks/receipts?again".to_owned(),
+        ..attempt(2, at(6), false)
+    };
+    store
+        .record_attempt(&to_endpoint.id, &second_again)
+        .await
+        .expect("record_attempt() again");
+    assert_eq!(
+        delivery_of(store, &tenant, &to_endpoint.id).await.attempts,
+        [attempt(1, at(0), false), second_again.clone()]
+    );
+    store
+        .record_attempt(&to_endpoint.id, &attempt(3, at(300), true))
+        .await
+        .expect("record_attempt()");
+    let delivered = delivery_of(store, &tenant, &to_endpoint.id).await;
+    assert_eq!(delivered.status, DeliveryStatus::Delivered);
+    assert_eq!(delivered.failure_reason, None);
+    assert_eq!(
+        delivered.attempts,
+        [
+            attempt(1, at(0), false),
+            second_again,
+            attempt(3, at(300), true)
+        ]
+    );
+    assert!(delivered.updated_at >= before.updated_at);
+
+    // Failed for good, reopened by hand, then delivered by the next series.
+    store
+        .record_attempt(&to_callback.id, &attempt(1, at(0), false))
+        .await
+        .expect("record_attempt()");
+    store
+        .fail_delivery(&to_callback.id, "retry schedule exhausted")
+        .await
+        .expect("fail_delivery()");
+    let failed = delivery_of(store, &tenant, &to_callback.id).await;
+    assert_eq!(
+        (failed.status, failed.failure_reason.as_deref()),
+        (DeliveryStatus::Failed, Some("retry schedule exhausted"))
+    );
+    store
+        .reopen_delivery(&to_callback.id)
+        .await
+        .expect("reopen_delivery()");
+    let reopened = delivery_of(store, &tenant, &to_callback.id).await;
+    assert_eq!(
+        (reopened.status, reopened.failure_reason),
+        (DeliveryStatus::Pending, None)
+    );
+    assert_eq!(reopened.attempts, [attempt(1, at(0), false)]);
+    store
+        .record_attempt(&to_callback.id, &attempt(2, at(900), true))
+        .await
+        .expect("record_attempt()");
+    assert_eq!(
+        delivery_of(store, &tenant, &to_callback.id).await.status,
+        DeliveryStatus::Delivered
+    );
+    // A failure after a failure reason was recorded, then a success: delivered, no reason.
+    store
+        .fail_delivery(&to_callback.id, "manual")
+        .await
+        .expect("fail_delivery()");
+    store
+        .record_attempt(&to_callback.id, &attempt(3, at(901), true))
+        .await
+        .expect("record_attempt()");
+    let d = delivery_of(store, &tenant, &to_callback.id).await;
+    assert_eq!(
+        (d.status, d.failure_reason),
+        (DeliveryStatus::Delivered, None)
+    );
+
+    // Only the owner sees the log; other receipts have their own.
+    assert_eq!(
+        store
+            .deliveries(&other, receipt)
+            .await
+            .expect("deliveries()"),
+        []
+    );
+    assert_eq!(
+        store
+            .delivery(&other, &to_endpoint.id)
+            .await
+            .expect("delivery()"),
+        None
+    );
+    assert_eq!(
+        store
+            .deliveries(&tenant, ReceiptId::new())
+            .await
+            .expect("deliveries()"),
+        []
+    );
+    assert_eq!(
+        store
+            .delivery(&tenant, "msg_unknown")
+            .await
+            .expect("delivery()"),
+        None
+    );
+
+    // Writes about a delivery that was never recorded are errors, and record nothing.
+    let err = store
+        .record_attempt("msg_unknown", &attempt(1, t0, true))
+        .await
+        .expect_err("an attempt of an unknown delivery");
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    let err = store
+        .fail_delivery("msg_unknown", "nope")
+        .await
+        .expect_err("failing an unknown delivery");
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    let err = store
+        .reopen_delivery("msg_unknown")
+        .await
+        .expect_err("reopening an unknown delivery");
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+
+    // The log outlives the endpoint.
+    let log = store
+        .deliveries(&tenant, receipt)
+        .await
+        .expect("deliveries()");
+    assert!(
+        store
+            .delete_endpoint(&tenant, endpoint.id)
+            .await
+            .expect("delete_endpoint()")
+    );
+    assert_eq!(
+        store
+            .deliveries(&tenant, receipt)
+            .await
+            .expect("deliveries()"),
+        log
+    );
+    assert_eq!(log[0].destination, Destination::Endpoint(endpoint.id));
+    assert_eq!(log.len(), 2);
 }

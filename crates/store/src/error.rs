@@ -24,6 +24,9 @@ pub enum Error {
     Open { path: String, detail: String },
     #[error("{what} already exists: {detail}")]
     AlreadyExists { what: &'static str, detail: String },
+    /// A write about something that does not exist (an attempt of an unrecorded delivery).
+    #[error("no {what} {id}")]
+    NotFound { what: &'static str, id: String },
     #[error("cannot encode {what}: {detail}")]
     Encode { what: &'static str, detail: String },
     /// The task that performs the store's writes is gone: the tokio runtime the store was
@@ -75,6 +78,10 @@ impl Error {
             Self::AlreadyExists { what, detail } => Self::AlreadyExists {
                 what,
                 detail: detail.clone(),
+            },
+            Self::NotFound { what, id } => Self::NotFound {
+                what,
+                id: id.clone(),
             },
             Self::Encode { what, detail } => Self::Encode {
                 what,

@@ -1,8 +1,9 @@
-//! The status store: receipt projections, their timelines, idempotency records and API clients.
+//! The status store: receipt projections, their timelines, idempotency records, API clients, and
+//! webhook endpoints, secrets and deliveries.
 //!
-//! One pair of traits ([`StatusStore`], [`ClientStore`]) with one implementation per backend; every
-//! implementation passes the same conformance suite ([`conformance`]). The SQLite backend
-//! ([`SqliteStore`]) is the embedded default and the test backend.
+//! A few traits ([`StatusStore`], [`ClientStore`], [`WebhookStore`]) with one implementation per
+//! backend; every implementation passes the same conformance suite ([`conformance`]). The SQLite
+//! backend ([`SqliteStore`]) is the embedded default and the test backend.
 #![forbid(unsafe_code)]
 
 pub mod api_key;
@@ -23,8 +24,8 @@ pub use error::{Error, Result};
 pub use model::{Applied, ReceiptRecord, Reservation, Reserved, StoredDocument, TimelineEntry};
 pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
 pub use webhooks::{
-    Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, EndpointHealth, EndpointPatch, NewDelivery, NewEndpoint, StoredSecret,
-    WebhookStore,
+    DISABLED_BY_OWNER, Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, EndpointHealth,
+    EndpointPatch, NewDelivery, NewEndpoint, StoredSecret, WebhookStore, auto_disabled_reason,
 };
 
 /// Receipt projections and idempotency records.

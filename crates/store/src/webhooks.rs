@@ -4,10 +4,26 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use receipts_domain::{Destination, EndpointId, ReceiptId, TenantId, WebhookEventType, WebhookSecret};
+use receipts_domain::{
+    Destination, EndpointId, ReceiptId, TenantId, WebhookEventType, WebhookSecret,
+};
 use serde::Serialize;
 
 use crate::Result;
+
+/// The `disabled_reason` of an endpoint its owner disabled ([`EndpointPatch::enabled`]).
+pub const DISABLED_BY_OWNER: &str = "disabled by its owner";
+
+/// The `disabled_reason` of an endpoint disabled automatically (by
+/// [`WebhookStore::record_endpoint_result`]) after failing since `failing_since`, for longer
+/// than `disable_after`. Every backend words it the same.
+pub fn auto_disabled_reason(disable_after: Duration, failing_since: DateTime<Utc>) -> String {
+    format!(
+        "disabled automatically: every delivery has failed for longer than {} (since {})",
+        humantime::format_duration(disable_after),
+        failing_since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
 
 /// A signing secret and, once rotated out, until when it still signs (rotation grace).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,13 +169,20 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// Every endpoint of `tenant`, oldest first.
     async fn endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>>;
 
-    async fn update_endpoint(&self, tenant: &TenantId, id: EndpointId, patch: &EndpointPatch) -> Result<Option<Endpoint>>;
+    /// Applies `patch`; `None` if there is no such endpoint of `tenant`.
+    async fn update_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: EndpointId,
+        patch: &EndpointPatch,
+    ) -> Result<Option<Endpoint>>;
 
     /// Deletes the endpoint (its deliveries stay in the log); false if there was none.
     async fn delete_endpoint(&self, tenant: &TenantId, id: EndpointId) -> Result<bool>;
 
     /// Makes `secret` the current one; the previous current secret keeps signing until
-    /// `previous_until`.
+    /// `previous_until` (a time already past ends it at once). Secrets rotated out earlier keep
+    /// their own expiry. `None` if there is no such endpoint of `tenant`.
     async fn rotate_endpoint_secret(
         &self,
         tenant: &TenantId,
@@ -169,11 +192,19 @@ pub trait WebhookStore: Send + Sync + 'static {
     ) -> Result<Option<Endpoint>>;
 
     /// The enabled endpoints of `tenant` that subscribe to `event`.
-    async fn subscribed_endpoints(&self, tenant: &TenantId, event: WebhookEventType) -> Result<Vec<Endpoint>>;
+    async fn subscribed_endpoints(
+        &self,
+        tenant: &TenantId,
+        event: WebhookEventType,
+    ) -> Result<Vec<Endpoint>>;
 
     /// Records the outcome of a delivery to an endpoint: a success clears `failing_since`; a
     /// failure sets it if unset, and disables the endpoint (with a reason naming the period)
     /// when it has been failing for longer than `disable_after`.
+    ///
+    /// A failure of an endpoint that is already disabled is [`EndpointHealth::Failing`]; a result
+    /// for an endpoint that no longer exists (deleted while a delivery was under way) changes
+    /// nothing and is [`EndpointHealth::Healthy`]. The read-modify-write is atomic.
     async fn record_endpoint_result(
         &self,
         id: EndpointId,
@@ -183,11 +214,16 @@ pub trait WebhookStore: Send + Sync + 'static {
     ) -> Result<EndpointHealth>;
 
     /// The tenant's secrets for `Callback-Url` deliveries (current first); `initial` becomes the
-    /// current one if the tenant has none yet.
-    async fn callback_secrets(&self, tenant: &TenantId, initial: WebhookSecret) -> Result<Vec<StoredSecret>>;
+    /// current one if the tenant has none yet. Concurrent first calls agree: exactly one of their
+    /// `initial`s becomes current and every caller gets it.
+    async fn callback_secrets(
+        &self,
+        tenant: &TenantId,
+        initial: WebhookSecret,
+    ) -> Result<Vec<StoredSecret>>;
 
     /// Makes `secret` the tenant's current callback secret; the previous keeps signing until
-    /// `previous_until`.
+    /// `previous_until` (as [`WebhookStore::rotate_endpoint_secret`]).
     async fn rotate_callback_secret(
         &self,
         tenant: &TenantId,
@@ -200,7 +236,9 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn record_delivery(&self, delivery: &NewDelivery) -> Result<()>;
 
     /// Records one attempt (idempotent on (delivery, number): a repeated number replaces the
-    /// earlier record of it) and, when it succeeded, marks the delivery delivered.
+    /// earlier record of it) and, when it succeeded, marks the delivery delivered (and clears any
+    /// failure reason). [`Error::NotFound`](crate::Error::NotFound) if the delivery was never
+    /// recorded (here and in the two below).
     async fn record_attempt(&self, delivery_id: &str, attempt: &DeliveryAttempt) -> Result<()>;
 
     /// Marks a delivery failed for good.

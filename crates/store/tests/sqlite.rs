@@ -4,11 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use receipts_domain::{EventKind, ReceiptEvent, ReceiptId, Status, StatusPolicy, Transition};
+use chrono::TimeDelta;
+use receipts_domain::event::now_millis;
+use receipts_domain::{
+    Destination, EventKind, ReceiptEvent, ReceiptId, Status, StatusPolicy, Transition,
+    WebhookEventType, WebhookSecret,
+};
 use receipts_store::conformance::{self, ReceiptFixture};
 use receipts_store::{
-    ApiKey, Applied, ClientId, ClientStore, Error, NewClient, Reserved, Scope, SqliteConfig,
-    SqliteStore, StatusStore, Synchronous,
+    ApiKey, Applied, ClientId, ClientStore, DeliveryStatus, EndpointPatch, Error, NewClient,
+    Reserved, Scope, SqliteConfig, SqliteStore, StatusStore, StoredSecret, Synchronous,
+    WebhookStore,
 };
 use tempfile::TempDir;
 
@@ -85,6 +91,18 @@ conformance!(
     clients_create_lookup_list_revoke,
     #[tokio::test]
     duplicate_client_key_is_refused,
+    #[tokio::test]
+    webhook_endpoints_crud_and_tenant_isolation,
+    #[tokio::test]
+    webhook_endpoint_events_and_subscriptions,
+    #[tokio::test]
+    webhook_endpoint_secret_rotation,
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    webhook_callback_secrets_get_or_create,
+    #[tokio::test]
+    webhook_endpoint_health,
+    #[tokio::test]
+    webhook_delivery_log,
 );
 
 /// Stores with different policies on one file, as processes configured differently would have.
@@ -703,6 +721,41 @@ const SCHEMA_V1: &str = r#"
     CREATE INDEX api_clients_by_tenant ON api_clients (tenant_id, created_at);
 "#;
 
+/// The schema version this build writes.
+const LATEST_VERSION: u32 = 3;
+
+/// Migration 2, exactly as released (`src/sqlite/schema.rs`): applied to [`SCHEMA_V1`] it gives
+/// the schema of version 2.
+const MIGRATION_2: &str = r#"
+    CREATE TABLE receipts_v2 (
+        id                 TEXT    NOT NULL PRIMARY KEY,
+        tenant_id          TEXT    NOT NULL,
+        status             TEXT    NOT NULL,
+        state_json         TEXT    NOT NULL,
+        version            INTEGER NOT NULL,
+        receipt_type       TEXT,
+        content_type       TEXT,
+        callback_url       TEXT,
+        received_at        INTEGER,
+        updated_at         INTEGER NOT NULL,
+        reasons_json       TEXT,
+        receipt_json       TEXT,
+        registrations_json TEXT    NOT NULL DEFAULT '[]',
+        failures_json      TEXT    NOT NULL DEFAULT '[]'
+    ) STRICT;
+    INSERT INTO receipts_v2 (id, tenant_id, status, state_json, version, receipt_type, content_type,
+                             callback_url, received_at, updated_at, reasons_json, receipt_json)
+        SELECT id, tenant_id, status, state_json, version, receipt_type, content_type,
+               callback_url, received_at, updated_at, reasons_json, receipt_json
+        FROM receipts;
+    DROP TABLE receipts;
+    ALTER TABLE receipts_v2 RENAME TO receipts;
+    CREATE INDEX receipts_by_tenant_updated ON receipts (tenant_id, updated_at);
+    ALTER TABLE timeline ADD COLUMN status_before TEXT;
+    UPDATE timeline SET status_before = status;
+    ALTER TABLE timeline ADD COLUMN registry TEXT;
+"#;
+
 /// A database written by a version-1 build (a validated receipt with its document and
 /// timeline) opens, migrates to the current schema and keeps working: old events are still
 /// recognised as duplicates, and the receipt goes on to ACCEPTED.
@@ -765,7 +818,10 @@ async fn a_version_1_database_opens_and_migrates() {
     }
 
     let store = open(&config).await;
-    assert_eq!(store.schema_version().await.expect("schema version"), 2);
+    assert_eq!(
+        store.schema_version().await.expect("schema version"),
+        LATEST_VERSION
+    );
     let old = store
         .receipt(&fx.tenant, fx.receipt_id)
         .await
@@ -857,8 +913,332 @@ async fn a_version_1_database_opens_and_migrates() {
             .schema_version()
             .await
             .expect("schema version"),
-        2,
+        LATEST_VERSION,
         "reopening migrates nothing twice"
+    );
+}
+
+/// A database written by a version-2 build (a submitted receipt with its document and timeline,
+/// an API client) opens, migrates to the current schema and keeps working; the webhook tables
+/// are there, STRICT, and work.
+#[tokio::test]
+async fn a_version_2_database_opens_and_migrates() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config(dir.path());
+    let fx = ReceiptFixture::new();
+    let submitted = fx.submitted();
+    let key = ApiKey::generate();
+    let client_id = ClientId::new();
+    {
+        let db = libsql::Builder::new_local(&config.path)
+            .build()
+            .await
+            .expect("raw database");
+        let conn = db.connect().expect("raw connection");
+        conn.execute_batch(SCHEMA_V1).await.expect("schema v1");
+        conn.execute_batch(MIGRATION_2).await.expect("migration 2");
+        let id = fx.receipt_id.to_string();
+        let at = submitted.meta.occurred_at.timestamp_millis();
+        conn.execute(
+            "INSERT INTO receipts VALUES (?1, ?2, 'RECEIVED', ?3, 1, ?4, 'application/json', ?5, ?6, ?6,
+                                          NULL, NULL, '[]', '[]')",
+            libsql::params![
+                id.as_str(),
+                fx.tenant.as_str(),
+                r#"{"submitted":true,"validated":false,"rejected":false}"#,
+                conformance::RECEIPT_TYPE,
+                "https://partner.example/hooks/receipts",
+                at,
+            ],
+        )
+        .await
+        .expect("v2 receipt");
+        conn.execute(
+            "INSERT INTO timeline VALUES (?1, ?2, 'submitted', ?3, ?3, 'RECEIVED', 1, 'RECEIVED', NULL)",
+            libsql::params![id.as_str(), submitted.meta.event_id.to_string(), at],
+        )
+        .await
+        .expect("v2 timeline");
+        conn.execute(
+            "INSERT INTO documents VALUES (?1, 'application/json', ?2)",
+            libsql::params![id.as_str(), submitted.document.clone()],
+        )
+        .await
+        .expect("v2 document");
+        conn.execute(
+            "INSERT INTO api_clients VALUES (?1, ?2, 'read-write', ?3, ?4, NULL, ?5, NULL)",
+            libsql::params![
+                client_id.to_string(),
+                fx.tenant.as_str(),
+                key.hash(),
+                key.display_prefix(),
+                at,
+            ],
+        )
+        .await
+        .expect("v2 client");
+        conn.execute("PRAGMA user_version = 2", ())
+            .await
+            .expect("version 2");
+    }
+
+    let store = open(&config).await;
+    assert_eq!(
+        store.schema_version().await.expect("schema version"),
+        LATEST_VERSION
+    );
+    let old = store
+        .receipt(&fx.tenant, fx.receipt_id)
+        .await
+        .expect("receipt()")
+        .expect("the old receipt");
+    assert_eq!((old.status, old.version), (Status::Received, 1));
+    assert_eq!(
+        store
+            .client_by_key_hash(&key.hash())
+            .await
+            .expect("lookup")
+            .map(|c| c.id),
+        Some(client_id)
+    );
+    assert_eq!(
+        store.apply(&submitted.into()).await.expect("apply"),
+        Applied::Duplicate(Transition {
+            from: Status::Received,
+            to: Status::Received
+        })
+    );
+    assert_eq!(
+        store.apply(&fx.validated().into()).await.expect("apply"),
+        Applied::Applied(Transition {
+            from: Status::Received,
+            to: Status::Validated
+        })
+    );
+
+    // The webhook tables work.
+    let endpoint = store
+        .create_endpoint(&conformance::new_endpoint(&fx.tenant, None))
+        .await
+        .expect("create_endpoint()");
+    let delivery = conformance::new_delivery(
+        &fx.tenant,
+        fx.receipt_id,
+        Destination::Endpoint(endpoint.id),
+        now_millis(),
+    );
+    store
+        .record_delivery(&delivery)
+        .await
+        .expect("record_delivery()");
+    store
+        .record_attempt(&delivery.id, &conformance::attempt(1, now_millis(), true))
+        .await
+        .expect("record_attempt()");
+    let log = store
+        .deliveries(&fx.tenant, fx.receipt_id)
+        .await
+        .expect("deliveries()");
+    assert_eq!(
+        log.iter()
+            .map(|d| (d.id.as_str(), d.status, d.attempts.len()))
+            .collect::<Vec<_>>(),
+        [(delivery.id.as_str(), DeliveryStatus::Delivered, 1)]
+    );
+    let initial = WebhookSecret::generate();
+    assert_eq!(
+        store
+            .callback_secrets(&fx.tenant, initial.clone())
+            .await
+            .expect("callback_secrets()")
+            .len(),
+        1
+    );
+
+    let db = libsql::Builder::new_local(&config.path)
+        .build()
+        .await
+        .expect("raw database");
+    let conn = db.connect().expect("raw connection");
+    let mut rows = conn
+        .query(
+            "SELECT name, strict FROM pragma_table_list WHERE name LIKE 'webhook%' ORDER BY name",
+            (),
+        )
+        .await
+        .expect("table list");
+    let mut tables = Vec::new();
+    while let Some(row) = rows.next().await.expect("row") {
+        tables.push((
+            row.get::<String>(0).expect("name"),
+            row.get::<i64>(1).expect("strict"),
+        ));
+    }
+    assert_eq!(
+        tables,
+        [
+            ("webhook_attempts".to_owned(), 1),
+            ("webhook_callback_secrets".to_owned(), 1),
+            ("webhook_deliveries".to_owned(), 1),
+            ("webhook_endpoint_secrets".to_owned(), 1),
+            ("webhook_endpoints".to_owned(), 1),
+        ]
+    );
+    let mut rows = conn
+        .query("PRAGMA foreign_key_check", ())
+        .await
+        .expect("foreign key check");
+    assert!(
+        rows.next().await.expect("row").is_none(),
+        "dangling references"
+    );
+    drop(store);
+    assert_eq!(
+        open(&config)
+            .await
+            .schema_version()
+            .await
+            .expect("schema version"),
+        LATEST_VERSION,
+        "reopening migrates nothing twice"
+    );
+}
+
+/// Endpoints (with rotated secrets and their health), callback secrets and the delivery log are
+/// on disk: a store opened again on the file reads exactly what the first one wrote.
+#[tokio::test]
+async fn webhook_data_survives_close_and_reopen() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = config(dir.path());
+    let tenant = conformance::unique_tenant();
+    let receipt = ReceiptId::new();
+    let now = now_millis();
+
+    let (endpoint, callback, log) = {
+        let store = open(&config).await;
+        let new = conformance::new_endpoint(
+            &tenant,
+            Some(vec![WebhookEventType::Accepted, WebhookEventType::Failed]),
+        );
+        let id = new.id;
+        store
+            .create_endpoint(&new)
+            .await
+            .expect("create_endpoint()");
+        store
+            .rotate_endpoint_secret(
+                &tenant,
+                id,
+                WebhookSecret::generate(),
+                now + TimeDelta::hours(1),
+            )
+            .await
+            .expect("rotate_endpoint_secret()");
+        store
+            .update_endpoint(
+                &tenant,
+                id,
+                &EndpointPatch {
+                    description: Some(None),
+                    ..EndpointPatch::default()
+                },
+            )
+            .await
+            .expect("update_endpoint()");
+        store
+            .record_endpoint_result(id, false, now, Duration::from_secs(3600))
+            .await
+            .expect("record_endpoint_result()");
+        store
+            .rotate_callback_secret(
+                &tenant,
+                WebhookSecret::generate(),
+                now + TimeDelta::hours(1),
+            )
+            .await
+            .expect("rotate_callback_secret()");
+        let callback = store
+            .rotate_callback_secret(
+                &tenant,
+                WebhookSecret::generate(),
+                now + TimeDelta::hours(2),
+            )
+            .await
+            .expect("rotate_callback_secret()");
+
+        let to_endpoint =
+            conformance::new_delivery(&tenant, receipt, Destination::Endpoint(id), now);
+        let to_callback = conformance::new_delivery(
+            &tenant,
+            receipt,
+            Destination::Callback,
+            now + TimeDelta::milliseconds(1),
+        );
+        for delivery in [&to_endpoint, &to_callback] {
+            store
+                .record_delivery(delivery)
+                .await
+                .expect("record_delivery()");
+            store
+                .record_attempt(&delivery.id, &conformance::attempt(1, now, false))
+                .await
+                .expect("record_attempt()");
+        }
+        store
+            .record_attempt(&to_endpoint.id, &conformance::attempt(2, now, true))
+            .await
+            .expect("record_attempt()");
+        store
+            .fail_delivery(&to_callback.id, "retry schedule exhausted")
+            .await
+            .expect("fail_delivery()");
+
+        let endpoint = store
+            .endpoint(&tenant, id)
+            .await
+            .expect("endpoint()")
+            .expect("exists");
+        assert_eq!(
+            (endpoint.secrets.len(), endpoint.failing_since),
+            (2, Some(now))
+        );
+        let log = store
+            .deliveries(&tenant, receipt)
+            .await
+            .expect("deliveries()");
+        assert_eq!(
+            log.iter().map(|d| d.status).collect::<Vec<_>>(),
+            [DeliveryStatus::Delivered, DeliveryStatus::Failed]
+        );
+        (endpoint, callback, log)
+    };
+    assert_eq!(callback.len(), 2);
+
+    let store = open(&config).await;
+    assert_eq!(
+        store
+            .endpoint(&tenant, endpoint.id)
+            .await
+            .expect("endpoint()"),
+        Some(endpoint.clone())
+    );
+    assert_eq!(
+        store.endpoints(&tenant).await.expect("endpoints()"),
+        [endpoint]
+    );
+    assert_eq!(
+        store
+            .callback_secrets(&tenant, WebhookSecret::generate())
+            .await
+            .expect("callback_secrets()"),
+        callback
+    );
+    assert_eq!(
+        store
+            .deliveries(&tenant, receipt)
+            .await
+            .expect("deliveries()"),
+        log
     );
 }
 
@@ -1458,4 +1838,108 @@ async fn a_batch_that_cannot_begin_fails_every_write() {
         assert!(matches!(outcome, Ok(Applied::Applied(_))), "{outcome:?}");
     }
     assert_eq!(store.commits() - before, 1);
+}
+
+/// Webhook writes go through the same group commit as the others: concurrent ones (and an
+/// `apply` among them) share one transaction, and one that fails (an attempt of an unknown
+/// delivery) fails alone. Two first `callback_secrets` calls in one batch agree.
+#[tokio::test]
+async fn webhook_writes_share_transactions() {
+    type Write = std::pin::Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<StoredSecret>>>;
+    let (_dir, store) = fresh().await;
+    let fx = ReceiptFixture::new();
+    let delivery = conformance::new_delivery(
+        &fx.tenant,
+        fx.receipt_id,
+        Destination::Callback,
+        now_millis(),
+    );
+    let new_endpoint = conformance::new_endpoint(&fx.tenant, None);
+    let (first, second) = (WebhookSecret::generate(), WebhookSecret::generate());
+    let (seen_first, seen_second) = (Seen::default(), Seen::default());
+    let callback = |secret: WebhookSecret, seen: Seen| -> Write {
+        let (store, tenant) = (store.clone(), fx.tenant.clone());
+        Box::pin(async move {
+            let secrets = store.callback_secrets(&tenant, secret).await?;
+            seen.lock().expect("lock").extend(secrets);
+            Ok(())
+        })
+    };
+    let writes: Vec<Write> = vec![
+        {
+            let (store, event) = (store.clone(), ReceiptEvent::from(fx.submitted()));
+            Box::pin(async move { store.apply(&event).await.map(drop) })
+        },
+        {
+            let (store, delivery) = (store.clone(), delivery.clone());
+            Box::pin(async move { store.record_delivery(&delivery).await })
+        },
+        Box::pin({
+            let store = store.clone();
+            async move {
+                store
+                    .record_attempt("msg_unknown", &conformance::attempt(1, now_millis(), true))
+                    .await
+            }
+        }),
+        {
+            let (store, id) = (store.clone(), delivery.id.clone());
+            Box::pin(async move {
+                store
+                    .record_attempt(&id, &conformance::attempt(1, now_millis(), true))
+                    .await
+            })
+        },
+        {
+            let (store, new) = (store.clone(), new_endpoint.clone());
+            Box::pin(async move { store.create_endpoint(&new).await.map(drop) })
+        },
+        callback(first.clone(), seen_first.clone()),
+        callback(second.clone(), seen_second.clone()),
+    ];
+    let before = store.commits();
+    let outcomes = one_batch(writes).await;
+    assert_eq!(
+        store.commits() - before,
+        1,
+        "the writes shared one transaction"
+    );
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match (i, outcome) {
+            (2, Err(Error::NotFound { .. })) => {}
+            (2, other) => panic!("the unknown delivery was not refused: {other:?}"),
+            (_, Ok(())) => {}
+            (_, other) => panic!("write {i} failed: {other:?}"),
+        }
+    }
+
+    let seen_first = seen_first.lock().expect("lock").clone();
+    assert_eq!(seen_first, *seen_second.lock().expect("lock"));
+    assert_eq!(seen_first.len(), 1);
+    assert!([first, second].contains(&seen_first[0].secret));
+    assert_eq!(
+        store
+            .deliveries(&fx.tenant, fx.receipt_id)
+            .await
+            .expect("deliveries()")
+            .iter()
+            .map(|d| (d.status, d.attempts.len()))
+            .collect::<Vec<_>>(),
+        [(DeliveryStatus::Delivered, 1)]
+    );
+    assert!(
+        store
+            .endpoint(&fx.tenant, new_endpoint.id)
+            .await
+            .expect("endpoint()")
+            .is_some()
+    );
+    assert!(
+        store
+            .receipt(&fx.tenant, fx.receipt_id)
+            .await
+            .expect("receipt()")
+            .is_some()
+    );
 }

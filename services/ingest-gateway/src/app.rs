@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
 use receipts_kafka::EventProducer;
-use receipts_store::{ClientStore, StatusStore};
+use receipts_store::{ClientStore, StatusStore, WebhookStore};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use webhook_dispatcher::guard::AddressPolicy;
 
 use receipts_domain::RegistryName;
 use receipts_registries::CallbackConfig;
@@ -21,13 +22,34 @@ use receipts_registries::CallbackConfig;
 use crate::callbacks;
 use crate::config::HttpConfig;
 use crate::problem::ApiError;
-use crate::routes;
+use crate::{routes, webhooks};
+use webhook_dispatcher::WebhookConfig;
+
+/// The stores behind the API (one SQLite file implements all three).
+#[derive(Clone)]
+pub struct Stores {
+    pub status: Arc<dyn StatusStore>,
+    pub clients: Arc<dyn ClientStore>,
+    pub webhooks: Arc<dyn WebhookStore>,
+}
+
+impl Stores {
+    /// Every store from one backend.
+    pub fn all<S: StatusStore + ClientStore + WebhookStore>(store: Arc<S>) -> Self {
+        Self {
+            status: store.clone(),
+            clients: store.clone(),
+            webhooks: store,
+        }
+    }
+}
 
 /// Shared by all handlers; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn StatusStore>,
     pub clients: Arc<dyn ClientStore>,
+    pub webhooks: Arc<dyn WebhookStore>,
     pub producer: EventProducer,
     /// Base of status URLs, without a trailing slash.
     pub public_url: Arc<str>,
@@ -35,15 +57,19 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Registries allowed to call back, and how to verify them.
     pub callbacks: Arc<BTreeMap<RegistryName, CallbackConfig>>,
+    /// Which webhook URLs are refused at registration (IP literals and `localhost`).
+    pub webhook_policy: Arc<AddressPolicy>,
+    /// How long a rotated-out webhook secret keeps signing.
+    pub secret_grace: chrono::TimeDelta,
 }
 
 impl AppState {
     /// State for a gateway configured by `http` and listening on `local_addr`.
     pub fn new(
-        store: Arc<dyn StatusStore>,
-        clients: Arc<dyn ClientStore>,
+        stores: Stores,
         producer: EventProducer,
         http: &HttpConfig,
+        webhooks: &WebhookConfig,
         local_addr: SocketAddr,
     ) -> Self {
         let public_url = match &http.public_url {
@@ -51,13 +77,17 @@ impl AppState {
             None => format!("http://{local_addr}"),
         };
         Self {
-            store,
-            clients,
+            store: stores.status,
+            clients: stores.clients,
+            webhooks: stores.webhooks,
             producer,
             public_url: public_url.into(),
             max_body_bytes: http.max_body_bytes,
             request_timeout: http.request_timeout,
             callbacks: Arc::default(),
+            webhook_policy: Arc::new(AddressPolicy::new(webhooks.allow_private.clone())),
+            secret_grace: chrono::TimeDelta::from_std(webhooks.secret_grace)
+                .unwrap_or(chrono::TimeDelta::MAX),
         }
     }
 
@@ -74,6 +104,30 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/receipts", post(routes::submit))
         .route("/v1/receipts/{id}", get(routes::receipt))
         .route("/v1/receipts/{id}/document", get(routes::document))
+        .route("/v1/receipts/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/v1/receipts/{id}/deliveries/{delivery}/retry",
+            post(webhooks::redeliver),
+        )
+        .route(
+            "/v1/webhook-endpoints",
+            post(webhooks::create_endpoint).get(webhooks::list_endpoints),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}",
+            get(webhooks::get_endpoint)
+                .patch(webhooks::update_endpoint)
+                .delete(webhooks::delete_endpoint),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}/rotate-secret",
+            post(webhooks::rotate_endpoint_secret),
+        )
+        .route("/v1/webhooks/secret", get(webhooks::callback_secret))
+        .route(
+            "/v1/webhooks/secret/rotate",
+            post(webhooks::rotate_callback_secret),
+        )
         .route(
             "/v1/registries/{registry}/callbacks",
             post(callbacks::registry_callback),

@@ -10,6 +10,7 @@ use receipts_runtime::TelemetryConfig;
 use receipts_store::SqliteConfig;
 use serde::{Deserialize, Serialize};
 use url::Url;
+use webhook_dispatcher::WebhookConfig;
 
 /// The gateway's own settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +44,9 @@ impl Default for HttpConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
     pub gateway: HttpConfig,
+    /// Shared with the webhook-dispatcher: the gateway applies `allow_private` to endpoint URLs
+    /// at registration and `secret_grace` to rotations.
+    pub webhooks: WebhookConfig,
     /// Registries that may report outcomes to `POST /v1/registries/{name}/callbacks`, with how
     /// to verify them (section `[registry_callbacks.<name>]`).
     pub registry_callbacks: BTreeMap<RegistryName, CallbackConfig>,

@@ -10,17 +10,17 @@ pub mod callbacks;
 pub mod config;
 pub mod problem;
 pub mod routes;
+pub mod webhooks;
 
 use std::sync::Arc;
 
 use receipts_avro::EventCodec;
 use receipts_domain::Topic;
 use receipts_kafka::{EventProducer, TopicNames, TopicSpec, ensure_topics};
-use receipts_store::{ClientStore, StatusStore};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use app::{AppState, router};
+pub use app::{AppState, Stores, router};
 pub use config::{GatewayConfig, HttpConfig};
 
 pub const SERVICE: &str = "ingest-gateway";
@@ -38,13 +38,13 @@ pub enum Error {
 /// Serves the API on `listener` until `shutdown` is cancelled, then finishes in-flight requests.
 pub async fn run(
     config: GatewayConfig,
-    store: Arc<dyn StatusStore>,
-    clients: Arc<dyn ClientStore>,
+    stores: Stores,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
-    // What the gateway produces: submissions, and registry outcomes reported by callback.
-    let mut produced = vec![Topic::Submitted];
+    // What the gateway produces: submissions, redeliveries, and registry outcomes reported by
+    // callback.
+    let mut produced = vec![Topic::Submitted, Topic::WebhookDeliveries];
     for registry in config.registry_callbacks.keys() {
         produced.push(Topic::Registered(registry.clone()));
         produced.push(Topic::RegistrationFailed(registry.clone()));
@@ -60,10 +60,10 @@ pub async fn run(
     producer.register_schemas(&produced).await?;
     let local_addr = listener.local_addr()?;
     let state = AppState::new(
-        store,
-        clients,
+        stores,
         producer.clone(),
         &config.gateway,
+        &config.webhooks,
         local_addr,
     )
     .with_callbacks(config.registry_callbacks.clone());

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use clap::Parser;
-use ingest_gateway::{GatewayConfig, SERVICE};
+use ingest_gateway::{GatewayConfig, SERVICE, Stores};
 use receipts_runtime::{ServiceArgs, load_config, shutdown_on_signal, telemetry};
 use receipts_store::SqliteStore;
 
@@ -17,7 +17,7 @@ async fn run() -> anyhow::Result<()> {
     let store = Arc::new(SqliteStore::open(&config.store, config.status.clone()).await?);
     let listener = tokio::net::TcpListener::bind(config.gateway.listen).await?;
     let result =
-        ingest_gateway::run(config, store.clone(), store, listener, shutdown_on_signal()).await;
+        ingest_gateway::run(config, Stores::all(store), listener, shutdown_on_signal()).await;
     telemetry.shutdown();
     Ok(result?)
 }

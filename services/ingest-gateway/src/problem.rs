@@ -23,6 +23,14 @@ pub enum ApiError {
     ReceiptNotFound,
     #[error("no such resource")]
     NotFound,
+    #[error("no such webhook endpoint")]
+    EndpointNotFound,
+    #[error("no such webhook delivery")]
+    DeliveryNotFound,
+    #[error("the delivery is still being attempted; it can be retried once delivered or failed")]
+    DeliveryPending,
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the {0} header is required")]
@@ -86,6 +94,22 @@ impl ApiError {
             Self::Forbidden(_) => (S::FORBIDDEN, "forbidden", "Not allowed for this API key"),
             Self::ReceiptNotFound => (S::NOT_FOUND, "receipt-not-found", "Receipt not found"),
             Self::NotFound => (S::NOT_FOUND, "not-found", "Not found"),
+            Self::EndpointNotFound => (
+                S::NOT_FOUND,
+                "endpoint-not-found",
+                "Webhook endpoint not found",
+            ),
+            Self::DeliveryNotFound => (
+                S::NOT_FOUND,
+                "delivery-not-found",
+                "Webhook delivery not found",
+            ),
+            Self::DeliveryPending => (
+                S::CONFLICT,
+                "delivery-pending",
+                "Delivery still in progress",
+            ),
+            Self::InvalidRequest(_) => (S::BAD_REQUEST, "invalid-request", "Invalid request"),
             Self::MethodNotAllowed => (
                 S::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
@@ -225,6 +249,10 @@ mod tests {
             ApiError::Forbidden("submitting receipts"),
             ApiError::ReceiptNotFound,
             ApiError::NotFound,
+            ApiError::EndpointNotFound,
+            ApiError::DeliveryNotFound,
+            ApiError::DeliveryPending,
+            ApiError::InvalidRequest("url: x".into()),
             ApiError::MethodNotAllowed,
             ApiError::MissingHeader("Receipt-Type"),
             ApiError::InvalidHeader {

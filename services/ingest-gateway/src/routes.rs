@@ -207,7 +207,7 @@ fn status_url(state: &AppState, id: ReceiptId) -> String {
     format!("{}/v1/receipts/{id}", state.public_url)
 }
 
-fn store_unavailable(error: receipts_store::Error) -> ApiError {
+pub(crate) fn store_unavailable(error: receipts_store::Error) -> ApiError {
     tracing::warn!(%error, "status store error");
     ApiError::StoreUnavailable
 }

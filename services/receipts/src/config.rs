@@ -1,7 +1,9 @@
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ingest_gateway::HttpConfig;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use mock_registries::MocksConfig;
 use receipts_avro::SchemaRegistryConfig;
 use receipts_domain::StatusPolicy;
@@ -11,6 +13,7 @@ use receipts_registries::RegistryConfig;
 use receipts_runtime::{LogFormat, TelemetryConfig};
 use receipts_store::SqliteConfig;
 use serde::{Deserialize, Serialize};
+use webhook_dispatcher::{DispatcherConfig, WebhookConfig};
 
 /// What `receipts up` starts in-process besides the services.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +60,8 @@ pub struct PlatformConfig {
     /// Which registries a receipt needs to be ACCEPTED.
     pub status: StatusPolicy,
     pub gateway: HttpConfig,
+    /// Webhook delivery (dispatcher) and management (gateway).
+    pub webhooks: WebhookConfig,
     pub kafka: KafkaConfig,
     pub schema_registry: SchemaRegistryConfig,
     pub store: SqliteConfig,
@@ -78,6 +83,15 @@ impl Default for PlatformConfig {
             retry: RetryPolicy::default(),
             status: StatusPolicy::default(),
             gateway: HttpConfig::default(),
+            // A developer's receiver on this machine works; every other private address stays
+            // refused, as in production.
+            webhooks: WebhookConfig {
+                allow_private: vec![
+                    IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8)),
+                    IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),
+                ],
+                ..WebhookConfig::default()
+            },
             // The embedded broker (tansu) waits out a fetch's maximum wait even when data
             // arrives: 100 ms per hop keeps latency low at a modest idle cost (measured: about
             // a quarter of a core, against a tenth at librdkafka's 500 ms).
@@ -128,6 +142,7 @@ impl PlatformConfig {
     pub fn gateway(&self) -> ingest_gateway::GatewayConfig {
         ingest_gateway::GatewayConfig {
             gateway: self.gateway.clone(),
+            webhooks: self.webhooks.clone(),
             registry_callbacks: self
                 .registries
                 .iter()
@@ -138,6 +153,16 @@ impl PlatformConfig {
             schema_registry: self.schema_registry.clone(),
             store: self.store.clone(),
             telemetry: self.telemetry.clone(),
+        }
+    }
+
+    pub fn dispatcher(&self) -> DispatcherConfig {
+        DispatcherConfig {
+            kafka: self.kafka.clone(),
+            schema_registry: self.schema_registry.clone(),
+            store: self.store.clone(),
+            telemetry: self.telemetry.clone(),
+            webhooks: self.webhooks.clone(),
         }
     }
 

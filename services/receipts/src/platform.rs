@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ingest_gateway::Stores;
 use mock_registries::{CallbackTarget, MockConfig, RegistryKind, RunningMock};
 use receipts_domain::Topic;
 use receipts_embedded_broker::{BrokerConfig, EmbeddedBroker};
@@ -144,7 +145,11 @@ impl Platform {
         let registries: Vec<_> = config.registries.iter().map(|r| r.name.clone()).collect();
         let topics: Vec<TopicSpec> = Topic::receipt_topics(&registries)
             .iter()
-            .chain([&Topic::StatusChanged])
+            .chain([
+                &Topic::StatusChanged,
+                &Topic::WebhookDeliveries,
+                &Topic::WebhookFailed,
+            ])
             .map(|t| TopicSpec::new(&config.kafka, names.of(t)))
             .collect();
         ensure_topics(&config.kafka, &topics).await?;
@@ -170,16 +175,23 @@ impl Platform {
         });
         let (gateway, token, gateway_store) = (config.gateway(), shutdown.clone(), store.clone());
         services.spawn(async move {
-            let result = ingest_gateway::run(
-                gateway,
-                gateway_store.clone(),
-                gateway_store,
-                listener,
-                token,
-            )
-            .await;
+            let result =
+                ingest_gateway::run(gateway, Stores::all(gateway_store), listener, token).await;
             (
                 "ingest-gateway".to_owned(),
+                result.map_err(|e| e.to_string()),
+            )
+        });
+        let mut dispatcher = config.dispatcher();
+        dispatcher
+            .webhooks
+            .public_url
+            .get_or_insert_with(|| public_url.clone());
+        let (token, dispatcher_store) = (shutdown.clone(), store.clone());
+        services.spawn(async move {
+            let result = webhook_dispatcher::run(dispatcher, dispatcher_store, token).await;
+            (
+                webhook_dispatcher::SERVICE.to_owned(),
                 result.map_err(|e| e.to_string()),
             )
         });

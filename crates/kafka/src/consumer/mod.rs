@@ -111,6 +111,10 @@ pub enum HandlerError {
     /// The message can never be handled: dead-letter it and move on.
     #[error("poison: {0}")]
     Poison(String),
+    /// Not now (a destination is busy or rate-limited): hand the message back to the first
+    /// retry tier, due after this long, without counting an attempt.
+    #[error("deferred for {0:?}")]
+    Defer(Duration),
 }
 
 /// A service's business logic for one event. Must be idempotent: after a crash the same event

@@ -167,6 +167,48 @@ async fn attempt<H: EventHandler>(
         Err(HandlerError::Retry(failure)) => {
             schedule_retry(env, message, context, event, failure).await
         }
+        Err(HandlerError::Defer(delay)) => defer(env, message, context, delay).await,
+    }
+}
+
+/// Hands a message back to the first retry tier, due after `delay`, as the same attempt.
+async fn defer<H>(
+    env: &WorkerEnv<H>,
+    message: &OwnedMessage,
+    context: &MessageContext,
+    delay: Duration,
+) -> Step {
+    let topic = env
+        .producer
+        .topics()
+        .retry_tier(&env.service, &context.original_topic, 1);
+    let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
+    let attempt = context.attempt.to_string();
+    let due_at = due.timestamp_millis().to_string();
+    let first = context.first_attempt_at.timestamp_millis().to_string();
+    let headers = forwarded_headers(message, context)
+        .insert(Header {
+            key: headers::ATTEMPT,
+            value: Some(attempt.as_bytes()),
+        })
+        .insert(Header {
+            key: headers::DUE_AT,
+            value: Some(due_at.as_bytes()),
+        })
+        .insert(Header {
+            key: headers::FIRST_ATTEMPT_AT,
+            value: Some(first.as_bytes()),
+        });
+    let (key, payload) = (
+        message.key().unwrap_or_default(),
+        message.payload().unwrap_or_default(),
+    );
+    match env.producer.send(&topic, key, payload, headers).await {
+        Ok(_) => {
+            tracing::debug!(retry_topic = %topic, delay = ?delay, "deferred");
+            Step::Done
+        }
+        Err(error) => Step::Again(format!("defer produce failed: {error}")),
     }
 }
 
@@ -199,6 +241,9 @@ async fn schedule_retry<H: EventHandler>(
                         message: reason, ..
                     }),
                 ) => Step::Again(reason),
+                Err(HandlerError::Defer(delay)) => {
+                    Step::Again(format!("deferred for {delay:?} past the horizon"))
+                }
             }
         }
         NextAttempt::Tier { tier, due } => {

@@ -183,5 +183,6 @@ pub fn ladder(steps: &[u64], horizon_secs: u64) -> RetryPolicy {
     RetryPolicy {
         ladder: steps.iter().map(|ms| Duration::from_millis(*ms)).collect(),
         horizon: Duration::from_secs(horizon_secs),
+        ..RetryPolicy::default()
     }
 }

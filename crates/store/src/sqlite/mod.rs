@@ -21,6 +21,7 @@
 mod codec;
 mod config;
 mod schema;
+mod webhooks;
 mod writer;
 
 use std::fmt;

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     MAX_ATTEMPTS, Step, apply_in_tx, create_client_in_tx, reserve_in_tx, revoke_client_in_tx,
-    rollback_quietly,
+    rollback_quietly, webhooks,
 };
 use crate::{ApiClient, Applied, ClientId, Error, NewClient, Reservation, Reserved, Result};
 
@@ -69,6 +69,8 @@ pub(super) enum Request {
         revoked_at: DateTime<Utc>,
         reply: Reply<bool>,
     },
+    /// Endpoints, secrets and the delivery log.
+    Webhook(Box<webhooks::Write>),
 }
 
 impl Request {
@@ -91,6 +93,7 @@ impl Request {
                 revoked_at,
                 reply,
             } => pending(reply, revoke_client_in_tx(conn, id, revoked_at).await),
+            Self::Webhook(write) => write.execute(conn).await,
         }
     }
 
@@ -101,19 +104,20 @@ impl Request {
             Self::Apply { reply, .. } => answer(reply, Err(error.duplicate())),
             Self::CreateClient { reply, .. } => answer(reply, Err(error.duplicate())),
             Self::RevokeClient { reply, .. } => answer(reply, Err(error.duplicate())),
+            Self::Webhook(write) => write.fail(error),
         }
     }
 }
 
 /// Sends `result` to a caller, if it still waits: one that has gone away just misses it.
-fn answer<T>(reply: Reply<T>, result: Result<T>) {
+pub(super) fn answer<T>(reply: Reply<T>, result: Result<T>) {
     if reply.send(result).is_err() {
         tracing::trace!("the caller of a store write has gone away");
     }
 }
 
 /// A request's outcome, held back until the fate of its transaction is known.
-trait Answer: Send {
+pub(super) trait Answer: Send {
     /// The error the request failed with on its own, if it did.
     fn error(&self) -> Option<&Error>;
 
@@ -127,7 +131,7 @@ struct Pending<T> {
     result: Result<T>,
 }
 
-fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T>) -> Box<dyn Answer> {
+pub(super) fn pending<T: Send + 'static>(reply: Reply<T>, result: Result<T>) -> Box<dyn Answer> {
     Box::new(Pending { reply, result })
 }
 

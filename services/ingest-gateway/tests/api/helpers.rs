@@ -91,8 +91,7 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         tokio::spawn(ingest_gateway::run(
             config,
-            store.clone(),
-            store.clone(),
+            ingest_gateway::Stores::all(store.clone()),
             listener,
             shutdown.clone(),
         ));

@@ -9,6 +9,7 @@ const SHORT_LADDER: fn(&mut receipts::PlatformConfig) = |config| {
     config.retry = RetryPolicy {
         ladder: vec![Duration::from_millis(300), Duration::from_millis(600)],
         horizon: Duration::from_secs(3600),
+        ..RetryPolicy::default()
     };
 };
 

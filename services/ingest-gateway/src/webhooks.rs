@@ -1,0 +1,493 @@
+//! Webhook endpoints, signing secrets and the delivery log (docs/api.md, "Webhooks").
+//! Reading needs any key; changing anything, and reading secrets, needs a read-write key.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use receipts_domain::{
+    CallbackUrl, EndpointId, EventId, EventMeta, ReceiptId, WebhookEventType, WebhookRequested,
+    WebhookSecret,
+};
+use receipts_store::{
+    Delivery, DeliveryStatus, Endpoint, EndpointPatch, NewEndpoint, StoredSecret,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::body::read_limited;
+use crate::problem::ApiError;
+use crate::routes::store_unavailable;
+
+/// Largest accepted endpoint document.
+const MAX_ENDPOINT_BODY: usize = 16 * 1024;
+const MAX_DESCRIPTION: usize = 500;
+
+/// An endpoint as tenants see it (its secrets only on creation and rotation).
+#[derive(Debug, Serialize)]
+pub struct EndpointView {
+    pub id: EndpointId,
+    pub url: String,
+    pub description: Option<String>,
+    /// `null`: every terminal status change.
+    pub events: Option<Vec<WebhookEventType>>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// Since when every delivery has failed (`null` while healthy).
+    pub failing_since: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Endpoint> for EndpointView {
+    fn from(e: Endpoint) -> Self {
+        Self {
+            id: e.id,
+            url: e.url,
+            description: e.description,
+            events: e.events,
+            enabled: e.enabled,
+            disabled_reason: e.disabled_reason,
+            failing_since: e.failing_since,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreatedEndpoint {
+    #[serde(flatten)]
+    pub endpoint: EndpointView,
+    pub secret: WebhookSecret,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateEndpoint {
+    url: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    events: Option<Vec<String>>,
+}
+
+/// A PATCH: absent fields stay, `null` resets `description` and `events`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchEndpoint {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    events: Option<Option<Vec<String>>>,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+/// A field that is present (even as `null`) becomes `Some`.
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// The JSON request body, within a limit; a body that does not fit the request is a 400.
+async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+    let bytes = read_limited(headers, body, MAX_ENDPOINT_BODY).await?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+}
+
+impl AppState {
+    /// A URL webhooks may be sent to: absolute http(s) without credentials, and not a refused
+    /// address when written as one (names are checked again at every send).
+    fn endpoint_url(&self, raw: &str) -> Result<String, ApiError> {
+        let url = CallbackUrl::parse(raw.trim())
+            .map_err(|e| ApiError::InvalidRequest(format!("url: {e}")))?;
+        if url.as_url().host_str() == Some("localhost") {
+            let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+            if let Err(range) = self.webhook_policy.check(loopback) {
+                return Err(ApiError::InvalidRequest(format!(
+                    "url: localhost is a {range} address; webhooks go to public addresses"
+                )));
+            }
+        }
+        self.webhook_policy
+            .check_literal(url.as_url())
+            .map_err(|refused| ApiError::InvalidRequest(format!("url: {refused}")))?;
+        Ok(url.as_str().to_owned())
+    }
+}
+
+fn description(raw: Option<String>) -> Result<Option<String>, ApiError> {
+    match raw {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(ApiError::InvalidRequest(format!(
+            "description: at most {MAX_DESCRIPTION} characters"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// Parses a subscription list; an empty list or an unknown type is refused.
+fn events(raw: Option<Vec<String>>) -> Result<Option<Vec<WebhookEventType>>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw.is_empty() {
+        return Err(ApiError::InvalidRequest(
+            "events: must name at least one event type (omit it for every terminal change)".into(),
+        ));
+    }
+    let mut parsed = raw
+        .iter()
+        .map(|s| s.parse::<WebhookEventType>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::InvalidRequest(format!("events: {e}")))?;
+    parsed.sort();
+    parsed.dedup();
+    Ok(Some(parsed))
+}
+
+fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
+    EndpointId::parse(raw).ok_or(ApiError::EndpointNotFound)
+}
+
+/// `POST /v1/webhook-endpoints`: registers an endpoint; 201 with its id and signing secret.
+pub async fn create_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    caller.require_write("managing webhook endpoints")?;
+    let request: CreateEndpoint = json_body(&headers, body).await?;
+    let new = NewEndpoint {
+        id: EndpointId::new(),
+        tenant_id: caller.tenant.clone(),
+        url: state.endpoint_url(&request.url)?,
+        description: description(request.description)?,
+        events: events(request.events)?,
+        secret: WebhookSecret::generate(),
+    };
+    let endpoint = state
+        .webhooks
+        .create_endpoint(&new)
+        .await
+        .map_err(store_unavailable)?;
+    tracing::info!(endpoint_id = %endpoint.id, url = %endpoint.url, "webhook endpoint created");
+    let location = format!("{}/v1/webhook-endpoints/{}", state.public_url, endpoint.id);
+    let created = CreatedEndpoint {
+        endpoint: endpoint.into(),
+        secret: new.secret,
+    };
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::LOCATION, location)],
+        Json(created),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Serialize)]
+pub struct EndpointList {
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// `GET /v1/webhook-endpoints`: the tenant's endpoints, oldest first.
+pub async fn list_endpoints(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<EndpointList>, ApiError> {
+    let endpoints = state
+        .webhooks
+        .endpoints(&caller.tenant)
+        .await
+        .map_err(store_unavailable)?;
+    Ok(Json(EndpointList {
+        endpoints: endpoints.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// `GET /v1/webhook-endpoints/{id}`.
+pub async fn get_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let endpoint = state
+        .webhooks
+        .endpoint(&caller.tenant, endpoint_id(&id)?)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or(ApiError::EndpointNotFound)?;
+    Ok(Json(endpoint.into()))
+}
+
+/// `PATCH /v1/webhook-endpoints/{id}`: changes url, description, events or enabled.
+pub async fn update_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<EndpointView>, ApiError> {
+    caller.require_write("managing webhook endpoints")?;
+    let id = endpoint_id(&id)?;
+    let request: PatchEndpoint = json_body(&headers, body).await?;
+    let patch = EndpointPatch {
+        url: request.url.map(|u| state.endpoint_url(&u)).transpose()?,
+        description: request.description.map(description).transpose()?,
+        events: request.events.map(events).transpose()?,
+        enabled: request.enabled,
+    };
+    let endpoint = state
+        .webhooks
+        .update_endpoint(&caller.tenant, id, &patch)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or(ApiError::EndpointNotFound)?;
+    tracing::info!(endpoint_id = %id, enabled = endpoint.enabled, "webhook endpoint updated");
+    Ok(Json(endpoint.into()))
+}
+
+/// `DELETE /v1/webhook-endpoints/{id}`: 204; its deliveries stay in the log.
+pub async fn delete_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_write("managing webhook endpoints")?;
+    let id = endpoint_id(&id)?;
+    let deleted = state
+        .webhooks
+        .delete_endpoint(&caller.tenant, id)
+        .await
+        .map_err(store_unavailable)?;
+    if !deleted {
+        return Err(ApiError::EndpointNotFound);
+    }
+    tracing::info!(endpoint_id = %id, "webhook endpoint deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A rotation's answer: the new secret, and until when the previous one still signs.
+#[derive(Debug, Serialize)]
+pub struct Rotated {
+    pub secret: WebhookSecret,
+    pub previous_valid_until: DateTime<Utc>,
+}
+
+/// `POST /v1/webhook-endpoints/{id}/rotate-secret`: a new secret; messages carry signatures
+/// with both until the previous one expires (`webhooks.secret_grace`).
+pub async fn rotate_endpoint_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Rotated>, ApiError> {
+    caller.require_write("rotating webhook secrets")?;
+    let id = endpoint_id(&id)?;
+    let secret = WebhookSecret::generate();
+    let until = Utc::now() + state.secret_grace;
+    state
+        .webhooks
+        .rotate_endpoint_secret(&caller.tenant, id, secret.clone(), until)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or(ApiError::EndpointNotFound)?;
+    tracing::info!(endpoint_id = %id, "webhook endpoint secret rotated");
+    Ok(Json(Rotated {
+        secret,
+        previous_valid_until: until,
+    }))
+}
+
+/// The tenant's callback secrets: the current one, and rotated-out ones still signing.
+#[derive(Debug, Serialize)]
+pub struct CallbackSecrets {
+    pub secret: WebhookSecret,
+    pub previous: Vec<PreviousSecret>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreviousSecret {
+    pub secret: WebhookSecret,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+impl CallbackSecrets {
+    fn from_stored(secrets: Vec<StoredSecret>) -> Result<Self, ApiError> {
+        let mut secrets = secrets.into_iter();
+        let current = secrets.next().ok_or(ApiError::Internal)?;
+        Ok(Self {
+            secret: current.secret,
+            previous: secrets
+                .map(|s| PreviousSecret {
+                    secret: s.secret,
+                    valid_until: s.expires_at,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// `GET /v1/webhooks/secret`: what signs deliveries to `Callback-Url`s (created on first use).
+pub async fn callback_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<CallbackSecrets>, ApiError> {
+    caller.require_write("reading webhook secrets")?;
+    let secrets = state
+        .webhooks
+        .callback_secrets(&caller.tenant, WebhookSecret::generate())
+        .await
+        .map_err(store_unavailable)?;
+    Ok(Json(CallbackSecrets::from_stored(secrets)?))
+}
+
+/// `POST /v1/webhooks/secret/rotate`.
+pub async fn rotate_callback_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<CallbackSecrets>, ApiError> {
+    caller.require_write("rotating webhook secrets")?;
+    let until = Utc::now() + state.secret_grace;
+    let secrets = state
+        .webhooks
+        .rotate_callback_secret(&caller.tenant, WebhookSecret::generate(), until)
+        .await
+        .map_err(store_unavailable)?;
+    tracing::info!("callback secret rotated");
+    Ok(Json(CallbackSecrets::from_stored(secrets)?))
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeliveryList {
+    pub deliveries: Vec<Delivery>,
+}
+
+fn receipt_id(raw: &str) -> Result<ReceiptId, ApiError> {
+    ReceiptId::parse(raw).map_err(|_| ApiError::ReceiptNotFound)
+}
+
+/// `GET /v1/receipts/{id}/deliveries`: every webhook message about the receipt, with every
+/// attempt at delivering it.
+pub async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryList>, ApiError> {
+    let id = receipt_id(&id)?;
+    state
+        .store
+        .tenant_of(id)
+        .await
+        .map_err(store_unavailable)?
+        .filter(|tenant| *tenant == caller.tenant)
+        .ok_or(ApiError::ReceiptNotFound)?;
+    let deliveries = state
+        .webhooks
+        .deliveries(&caller.tenant, id)
+        .await
+        .map_err(store_unavailable)?;
+    Ok(Json(DeliveryList { deliveries }))
+}
+
+/// `POST /v1/receipts/{id}/deliveries/{delivery}/retry`: sends a delivered or failed message
+/// again (same `webhook-id`, new attempts); 202 with the delivery, pending.
+pub async fn redeliver(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, delivery_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    caller.require_write("redelivering webhooks")?;
+    let id = receipt_id(&id)?;
+    let delivery = state
+        .webhooks
+        .delivery(&caller.tenant, &delivery_id)
+        .await
+        .map_err(store_unavailable)?
+        .filter(|d| d.receipt_id == id)
+        .ok_or(ApiError::DeliveryNotFound)?;
+    if delivery.status == DeliveryStatus::Pending {
+        return Err(ApiError::DeliveryPending);
+    }
+    let next_attempt = delivery
+        .attempts
+        .iter()
+        .map(|a| a.number)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    state
+        .webhooks
+        .reopen_delivery(&delivery.id)
+        .await
+        .map_err(store_unavailable)?;
+    let message = WebhookRequested {
+        meta: EventMeta {
+            event_id: EventId::new(),
+            receipt_id: id,
+            tenant_id: caller.tenant.clone(),
+            occurred_at: receipts_domain::event::now_millis(),
+            attempt: next_attempt,
+        },
+        delivery_id: delivery.id.clone(),
+        destination: delivery.destination.clone(),
+        url: delivery.url.clone(),
+        event_type: delivery.event_type,
+        payload: delivery.payload.clone(),
+    };
+    if let Err(error) = state.producer.publish(&message.into()).await {
+        tracing::warn!(%error, webhook_id = %delivery.id, "redelivery not queued");
+        // Put it back as it was (failed), so that the redelivery can be asked for again.
+        let reason = delivery
+            .failure_reason
+            .clone()
+            .unwrap_or_else(|| "a redelivery could not be queued".to_owned());
+        let _ = state.webhooks.fail_delivery(&delivery.id, &reason).await;
+        return Err(ApiError::BrokerUnavailable);
+    }
+    tracing::info!(webhook_id = %delivery.id, next_attempt, "redelivery queued");
+    let reopened = state
+        .webhooks
+        .delivery(&caller.tenant, &delivery.id)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or(ApiError::DeliveryNotFound)?;
+    Ok((StatusCode::ACCEPTED, Json(reopened)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_lists_are_parsed_sorted_and_deduplicated() {
+        assert_eq!(events(None).expect("none"), None);
+        assert_eq!(
+            events(Some(vec![
+                "receipt.rejected".into(),
+                "receipt.validated".into(),
+                "receipt.rejected".into(),
+            ]))
+            .expect("valid"),
+            Some(vec![
+                WebhookEventType::Validated,
+                WebhookEventType::Rejected
+            ])
+        );
+        assert!(events(Some(vec![])).is_err());
+        assert!(events(Some(vec!["receipt.exploded".into()])).is_err());
+    }
+
+    #[test]
+    fn patches_tell_absent_from_null() {
+        let patch: PatchEndpoint =
+            serde_json::from_str(r#"{"events": null, "enabled": false}"#).expect("json");
+        assert_eq!(patch.events, Some(None));
+        assert_eq!(patch.description, None);
+        assert_eq!(patch.enabled, Some(false));
+        assert!(serde_json::from_str::<PatchEndpoint>(r#"{"secret": "x"}"#).is_err());
+    }
+}
