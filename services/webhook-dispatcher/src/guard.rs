@@ -12,11 +12,28 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Why a destination address is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{host} resolves to {ip}, a {range} address (not allow-listed)")]
 pub struct Refused {
     pub host: String,
     pub ip: IpAddr,
     pub range: &'static str,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host == self.ip.to_string() {
+            write!(
+                f,
+                "{} is a {} address (not allow-listed)",
+                self.ip, self.range
+            )
+        } else {
+            write!(
+                f,
+                "{} resolves to {}, a {} address (not allow-listed)",
+                self.host, self.ip, self.range
+            )
+        }
+    }
 }
 
 /// Special-purpose ranges (IANA registries) no webhook may reach by default, with their names.

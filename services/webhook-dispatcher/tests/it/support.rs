@@ -85,9 +85,7 @@ impl Receiver {
             script: Arc::new(script),
             requests: Arc::clone(&requests),
         };
-        let app = axum::Router::new()
-            .fallback(receive)
-            .with_state(state);
+        let app = axum::Router::new().fallback(receive).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
@@ -194,6 +192,13 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub async fn start(webhooks: WebhookConfig) -> Self {
+        let mut dispatcher = Self::environment().await;
+        dispatcher.run(webhooks);
+        dispatcher
+    }
+
+    /// The broker, topics and database, without a dispatcher running in this process.
+    pub async fn environment() -> Self {
         let env = TestEnv::new();
         let db = env.dir.path().join("receipts.db");
         let store = Arc::new(
@@ -202,16 +207,14 @@ impl Dispatcher {
                 .expect("store"),
         );
         let producer = env.producer();
-        let mut dispatcher = Self {
+        Self {
             env,
             store,
             producer,
             db,
             shutdown: CancellationToken::new(),
             task: None,
-        };
-        dispatcher.run(webhooks);
-        dispatcher
+        }
     }
 
     pub fn config(&self, webhooks: WebhookConfig) -> DispatcherConfig {
