@@ -97,6 +97,16 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Optio
 
 /// The JSON request body, within a limit; a body that does not fit the request is a 400.
 async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::UnsupportedMediaType(
+            "this endpoint takes Content-Type: application/json".into(),
+        ));
+    }
     let bytes = read_limited(headers, body, MAX_ENDPOINT_BODY).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }

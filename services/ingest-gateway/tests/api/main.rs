@@ -5,4 +5,5 @@ mod idempotency;
 mod input;
 mod receipts;
 mod security;
+mod webhooks;
 mod wire;
