@@ -6,6 +6,8 @@
 //! the same tests against an external Kafka-API broker and registry instead.
 #![forbid(unsafe_code)]
 
+pub mod receiver;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

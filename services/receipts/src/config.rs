@@ -191,4 +191,47 @@ mod tests {
             receipts_runtime::load_config(Some(&example)).expect("example parses");
         assert_eq!(loaded, PlatformConfig::default());
     }
+
+    /// ... and documents every setting: each key of the defaults appears in the file.
+    #[test]
+    fn the_example_file_lists_every_setting() {
+        fn keys(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, value) in map {
+                        keys(value, &format!("{prefix}.{key}"), out);
+                    }
+                }
+                // Unset options are documented as comments.
+                serde_json::Value::Null => {}
+                _ => out.push(prefix.to_owned()),
+            }
+        }
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../receipts.example.toml");
+        use figment::providers::Format as _;
+        let file: serde_json::Value =
+            figment::Figment::from(figment::providers::Toml::file(example))
+                .extract()
+                .expect("example parses");
+        let defaults = serde_json::to_value(PlatformConfig::default()).expect("serializes");
+        let (mut in_file, mut in_defaults) = (Vec::new(), Vec::new());
+        keys(&file, "", &mut in_file);
+        keys(&defaults, "", &mut in_defaults);
+        in_file.sort();
+        in_defaults.sort();
+        // The logistics mock's faults are documented once, with the tax mock's; a mock's kind
+        // is fixed by its section.
+        let exempt = |k: &str| {
+            k.starts_with(".mocks.logistics.faults.")
+                || matches!(k, ".mocks.tax.kind" | ".mocks.logistics.kind")
+        };
+        let missing: Vec<_> = in_defaults
+            .iter()
+            .filter(|k| !in_file.contains(k) && !exempt(k))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "not in receipts.example.toml: {missing:?}"
+        );
+    }
 }

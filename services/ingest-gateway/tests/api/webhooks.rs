@@ -62,7 +62,12 @@ async fn endpoints_are_created_listed_updated_disabled_and_deleted() {
     let id = created["id"].as_str().expect("id").to_owned();
     assert!(id.starts_with("ep_"));
     assert_eq!(location, app.url(&format!("/v1/webhook-endpoints/{id}")));
-    assert!(created["secret"].as_str().expect("secret").starts_with("whsec_"));
+    assert!(
+        created["secret"]
+            .as_str()
+            .expect("secret")
+            .starts_with("whsec_")
+    );
     assert_eq!(created["events"], Value::Null, "every terminal change");
     assert_eq!(created["enabled"], true);
 
@@ -73,7 +78,10 @@ async fn endpoints_are_created_listed_updated_disabled_and_deleted() {
         .await
         .expect("json");
     assert_eq!(read["url"], "https://hooks.partner.example/receipts");
-    assert!(read.get("secret").is_none(), "the secret is shown only on creation");
+    assert!(
+        read.get("secret").is_none(),
+        "the secret is shown only on creation"
+    );
 
     let second = app
         .create_endpoint(json!({
@@ -82,7 +90,10 @@ async fn endpoints_are_created_listed_updated_disabled_and_deleted() {
             "events": ["receipt.validated", "receipt.failed"]
         }))
         .await;
-    assert_eq!(second["events"], json!(["receipt.validated", "receipt.failed"]));
+    assert_eq!(
+        second["events"],
+        json!(["receipt.validated", "receipt.failed"])
+    );
     let list: Value = app
         .get(&app.reader, "/v1/webhook-endpoints")
         .await
@@ -126,7 +137,10 @@ async fn endpoints_are_created_listed_updated_disabled_and_deleted() {
     assert_eq!(reset["events"], Value::Null);
     assert_eq!(reset["enabled"], true);
     assert_eq!(reset["disabled_reason"], Value::Null);
-    assert_eq!(reset["url"], "https://moved.partner.example/r", "absent fields stay");
+    assert_eq!(
+        reset["url"], "https://moved.partner.example/r",
+        "absent fields stay"
+    );
 
     let deleted = app
         .send(
@@ -137,7 +151,9 @@ async fn endpoints_are_created_listed_updated_disabled_and_deleted() {
         )
         .await;
     assert_eq!(deleted.status(), 204);
-    let gone = app.get(&app.reader, &format!("/v1/webhook-endpoints/{id}")).await;
+    let gone = app
+        .get(&app.reader, &format!("/v1/webhook-endpoints/{id}"))
+        .await;
     assert_problem(gone, 404, "endpoint-not-found").await;
     let again = app
         .send(
@@ -199,7 +215,12 @@ async fn secrets_rotate_with_a_grace_period() {
         .json()
         .await
         .expect("json");
-    assert!(first["secret"].as_str().expect("secret").starts_with("whsec_"));
+    assert!(
+        first["secret"]
+            .as_str()
+            .expect("secret")
+            .starts_with("whsec_")
+    );
     assert_eq!(first["previous"], json!([]));
     let again: Value = app
         .get(&app.writer, "/v1/webhooks/secret")
@@ -255,10 +276,22 @@ async fn bad_requests_get_precise_problems_and_change_nothing() {
         (json!({"url": "http://169.254.169.254/"}), "link-local"),
         (json!({"url": "http://localhost:8080/h"}), "loopback"),
         (json!({"url": "http://[::1]/h"}), "loopback"),
-        (json!({"url": "https://x.example/", "events": []}), "at least one"),
-        (json!({"url": "https://x.example/", "events": ["receipt.exploded"]}), "unknown event type"),
-        (json!({"url": "https://x.example/", "secret": "whsec_x"}), "unknown field"),
-        (json!({"url": "https://x.example/", "description": "d".repeat(501)}), "description"),
+        (
+            json!({"url": "https://x.example/", "events": []}),
+            "at least one",
+        ),
+        (
+            json!({"url": "https://x.example/", "events": ["receipt.exploded"]}),
+            "unknown event type",
+        ),
+        (
+            json!({"url": "https://x.example/", "secret": "whsec_x"}),
+            "unknown field",
+        ),
+        (
+            json!({"url": "https://x.example/", "description": "d".repeat(501)}),
+            "description",
+        ),
     ] {
         let problem = assert_problem(post(body.clone()).await, 400, "invalid-request").await;
         let text = problem["detail"].as_str().unwrap_or_default();
@@ -304,8 +337,13 @@ async fn bad_requests_get_precise_problems_and_change_nothing() {
     assert_problem(forbidden, 403, "forbidden").await;
     let secret = app.get(&app.reader, "/v1/webhooks/secret").await;
     assert_problem(secret, 403, "forbidden").await;
-    let created = app.create_endpoint(json!({"url": "https://x.example/"})).await;
-    let path = format!("/v1/webhook-endpoints/{}", created["id"].as_str().expect("id"));
+    let created = app
+        .create_endpoint(json!({"url": "https://x.example/"}))
+        .await;
+    let path = format!(
+        "/v1/webhook-endpoints/{}",
+        created["id"].as_str().expect("id")
+    );
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
         let response = app.send(method, &app.other, &path, None).await;
         assert_problem(response, 404, "endpoint-not-found").await;
@@ -384,7 +422,12 @@ async fn the_delivery_log_is_served_and_failed_deliveries_can_be_retried() {
         .fail_delivery(delivery_id, "gave up after 1 attempts")
         .await
         .expect("fail");
-    let log: Value = app.get(&app.reader, &path).await.json().await.expect("json");
+    let log: Value = app
+        .get(&app.reader, &path)
+        .await
+        .json()
+        .await
+        .expect("json");
     let delivery = &log["deliveries"][0];
     assert_eq!(delivery["id"], delivery_id);
     assert_eq!(delivery["status"], "failed");
@@ -412,7 +455,9 @@ async fn the_delivery_log_is_served_and_failed_deliveries_can_be_retried() {
 
     // The redelivery is a message on receipts.webhook-deliveries: same id, next attempt number.
     let topic = TopicNames::new(&app.env.kafka).of(&Topic::WebhookDeliveries);
-    let messages = app.env.read_topic(&topic, 1, std::time::Duration::from_secs(30));
+    let messages = app
+        .env
+        .read_topic(&topic, 1, std::time::Duration::from_secs(30));
     assert_eq!(messages.len(), 1);
     let codec = app.env.codec();
     let event = codec
@@ -423,14 +468,20 @@ async fn the_delivery_log_is_served_and_failed_deliveries_can_be_retried() {
         panic!("a webhook message, got {event:?}")
     };
     assert_eq!(message.delivery_id, delivery_id);
-    assert_eq!(message.meta.attempt, 2, "the new series starts after attempt 1");
+    assert_eq!(
+        message.meta.attempt, 2,
+        "the new series starts after attempt 1"
+    );
     assert_eq!(message.payload, br#"{"type":"receipt.accepted"}"#);
 
     // Other tenants, unknown receipts and unknown deliveries: not found.
     let other = app.get(&app.other, &path).await;
     assert_problem(other, 404, "receipt-not-found").await;
     let unknown = app
-        .get(&app.reader, &format!("/v1/receipts/{}/deliveries", ReceiptId::new()))
+        .get(
+            &app.reader,
+            &format!("/v1/receipts/{}/deliveries", ReceiptId::new()),
+        )
         .await;
     assert_problem(unknown, 404, "receipt-not-found").await;
     let no_delivery = app

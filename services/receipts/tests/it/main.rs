@@ -1,5 +1,5 @@
 //! The whole platform: the example receipts end to end, the embedded default's durability, the
-//! `receipts` command line.
+//! `receipts` command line, webhooks.
 
 mod cli;
 mod embedded;
@@ -7,3 +7,4 @@ mod examples;
 mod helpers;
 mod registrations;
 mod tracing_context;
+mod webhooks;
