@@ -83,7 +83,7 @@ impl Limiter {
             return Err(Busy::RateLimited(wait.max(Duration::from_millis(10))));
         }
         in_flight.insert(destination.to_owned(), count + 1);
-        if in_flight.len() % 1024 == 0 {
+        if in_flight.len().is_multiple_of(1024) {
             // Forget the rate state of destinations not seen for a while (bounded memory).
             self.rate.retain_recent();
         }
