@@ -19,8 +19,9 @@ use anyhow::{Context, ensure};
 use clap::Parser;
 use receipts_domain::{
     EndpointId, EventMeta, ReceiptEvent, ReceiptId, Status, StatusChanged, StatusPolicy, TenantId,
-    WebhookSecret,
+    Topic, WebhookSecret,
 };
+use receipts_kafka::{TopicNames, TopicSpec, ensure_topics};
 use receipts_store::{DeliveryStatus, NewEndpoint, SqliteConfig, SqliteStore, WebhookStore};
 use receipts_testkit::TestEnv;
 use receipts_testkit::receiver::Receiver;
@@ -69,6 +70,9 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
 
+    // The status-change topic must exist before the changes are published.
+    let status_changed = TopicNames::new(&env.kafka).of(&Topic::StatusChanged);
+    ensure_topics(&env.kafka, &[TopicSpec::new(&env.kafka, status_changed)]).await?;
     let producer = env.producer();
     let mut receipts = Vec::with_capacity(args.receipts);
     for _ in 0..args.receipts {
