@@ -8,6 +8,7 @@
 
 pub mod receiver;
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -109,6 +110,12 @@ async fn start_registry(dir: &Path) -> Url {
         CancellationToken::new(),
     ));
     Url::parse(&format!("http://{addr}")).expect("registry url")
+}
+
+/// Notes that `message` was read: its partition is read up to the offset after it.
+fn read_past(next: &mut HashMap<i32, i64>, message: &OwnedMessage) {
+    let at = next.entry(message.partition()).or_default();
+    *at = (*at).max(message.offset() + 1);
 }
 
 /// A loopback address whose port was free a moment ago.
@@ -233,7 +240,35 @@ impl TestEnv {
                 messages.push(m.detach());
             }
         }
-        // Whatever else is there right now (to catch duplicates), briefly.
+        // Then everything written so far (duplicates included), so that copies of a message
+        // cannot stand in for messages not read yet.
+        let mut next: HashMap<i32, i64> = HashMap::new();
+        for m in &messages {
+            read_past(&mut next, m);
+        }
+        let ends: Vec<(i32, i64)> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions())
+            .filter_map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                    .ok()
+                    .map(|(_, high)| (p.id(), high))
+            })
+            .collect();
+        let behind = |next: &HashMap<i32, i64>| {
+            ends.iter()
+                .any(|(p, high)| next.get(p).copied().unwrap_or(0) < *high)
+        };
+        while behind(&next) && Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let m = m.detach();
+                read_past(&mut next, &m);
+                messages.push(m);
+            }
+        }
+        // And whatever arrives right after (late duplicates), briefly.
         let settle = Instant::now() + Duration::from_millis(300);
         while Instant::now() < settle {
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {

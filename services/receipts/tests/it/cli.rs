@@ -1,3 +1,4 @@
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -96,38 +97,72 @@ async fn clients_create_list_revoke() {
     assert!(!bad.status.success());
 }
 
+struct UpAndReady {
+    dir: tempfile::TempDir,
+    child: tokio::process::Child,
+    kafka: SocketAddr,
+    gateway: SocketAddr,
+}
+
+/// `receipts up` on free ports, once its gateway is ready. Another test process may take a port
+/// between `free_addr` and the bind (then `receipts up` exits), so that tries again on new ports.
+async fn up_and_ready() -> UpAndReady {
+    let http = http_client();
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().expect("dir");
+        let (kafka, registry, gateway) = (free_addr(), free_addr(), free_addr());
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_receipts"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("up")
+            .env("RECEIPTS_KAFKA__BOOTSTRAP_SERVERS", kafka.to_string())
+            .env("RECEIPTS_SCHEMA_REGISTRY__URL", url(registry).as_str())
+            .env("RECEIPTS_GATEWAY__LISTEN", gateway.to_string())
+            .env("RECEIPTS_GATEWAY__PUBLIC_URL", url(gateway).as_str())
+            .env("RECEIPTS_MOCKS__TAX__LISTEN", free_addr().to_string())
+            .env("RECEIPTS_MOCKS__LOGISTICS__LISTEN", free_addr().to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start receipts up");
+        let ready = eventually("the gateway ready, or receipts up gone", WAIT, || {
+            let status = child.try_wait().expect("child status");
+            let http = &http;
+            async move {
+                if status.is_some() {
+                    return Some(false);
+                }
+                let response = http.get(format!("http://{gateway}/readyz")).send().await;
+                response
+                    .is_ok_and(|r| r.status().is_success())
+                    .then_some(true)
+            }
+        })
+        .await;
+        if ready {
+            return UpAndReady {
+                dir,
+                child,
+                kafka,
+                gateway,
+            };
+        }
+    }
+    panic!("receipts up did not start in five tries");
+}
+
 /// `receipts up` as people run it: starts everything, serves, and stops cleanly on Ctrl-C.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_up_runs_and_stops_on_ctrl_c() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (kafka, registry, gateway) = (free_addr(), free_addr(), free_addr());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_receipts"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("up")
-        .env("RECEIPTS_KAFKA__BOOTSTRAP_SERVERS", kafka.to_string())
-        .env("RECEIPTS_SCHEMA_REGISTRY__URL", url(registry).as_str())
-        .env("RECEIPTS_GATEWAY__LISTEN", gateway.to_string())
-        .env("RECEIPTS_GATEWAY__PUBLIC_URL", url(gateway).as_str())
-        .env("RECEIPTS_MOCKS__TAX__LISTEN", free_addr().to_string())
-        .env("RECEIPTS_MOCKS__LOGISTICS__LISTEN", free_addr().to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start receipts up");
+    let UpAndReady {
+        dir,
+        mut child,
+        kafka,
+        gateway,
+    } = up_and_ready().await;
     let http = http_client();
     let base = format!("http://{gateway}");
-    eventually("the gateway to be ready", WAIT, || async {
-        http.get(format!("{base}/readyz"))
-            .send()
-            .await
-            .ok()?
-            .status()
-            .is_success()
-            .then_some(())
-    })
-    .await;
     let key = std::fs::read_to_string(dir.path().join("dev-api-key"))
         .expect("dev key file")
         .trim()

@@ -1,6 +1,7 @@
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use receipts::{Platform, PlatformConfig};
+use receipts::{Platform, PlatformConfig, PlatformError};
 use receipts_testkit::free_addr;
 use tokio_util::sync::CancellationToken;
 
@@ -8,9 +9,9 @@ use crate::helpers::*;
 
 fn embedded_config(
     dir: &std::path::Path,
-    kafka: std::net::SocketAddr,
-    registry: std::net::SocketAddr,
-    gateway: std::net::SocketAddr,
+    kafka: SocketAddr,
+    registry: SocketAddr,
+    gateway: SocketAddr,
 ) -> PlatformConfig {
     let mut config = PlatformConfig::default().with_data_dir(dir);
     config.kafka.bootstrap_servers = kafka.to_string();
@@ -22,17 +23,50 @@ fn embedded_config(
     config
 }
 
+type Addresses = (SocketAddr, SocketAddr, SocketAddr);
+
+/// The platform on free ports. Another test process may take a port between `free_addr` and
+/// the bind, so a failed start tries again on new ports (in a new directory, since a partly
+/// started platform may still hold the old one's files).
+async fn first_start() -> (tempfile::TempDir, Addresses, Platform) {
+    let mut last_error = None;
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().expect("dir");
+        let (kafka, registry, gateway) = (free_addr(), free_addr(), free_addr());
+        match Platform::start(embedded_config(dir.path(), kafka, registry, gateway)).await {
+            Ok(platform) => return (dir, (kafka, registry, gateway), platform),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    panic!("first start: {last_error:?}");
+}
+
+/// The platform again on the same addresses, which a moment ago were its own; a port briefly
+/// taken by another process's connection is waited for.
+async fn restart(
+    dir: &std::path::Path,
+    kafka: SocketAddr,
+    registry: SocketAddr,
+    gateway: SocketAddr,
+) -> Platform {
+    let mut last_error = None;
+    for _ in 0..10 {
+        match Platform::start(embedded_config(dir, kafka, registry, gateway)).await {
+            Ok(platform) => return platform,
+            Err(error @ PlatformError::Bind { .. }) => last_error = Some(error),
+            Err(error) => panic!("second start: {error}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("second start: {last_error:?}");
+}
+
 /// The embedded default keeps everything: stop it, start it again on the same directory, and
 /// every receipt, its status and the dev key are still there; an idempotent retry still replays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_default_survives_a_restart() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (kafka, registry, gateway) = (free_addr(), free_addr(), free_addr());
+    let (dir, (kafka, registry, gateway), platform) = first_start().await;
     let http = http_client();
-
-    let platform = Platform::start(embedded_config(dir.path(), kafka, registry, gateway))
-        .await
-        .expect("first start");
     let key = platform
         .new_dev_key
         .clone()
@@ -66,9 +100,7 @@ async fn the_embedded_default_survives_a_restart() {
     stop.cancel();
     running.await.expect("join").expect("clean stop");
 
-    let platform = Platform::start(embedded_config(dir.path(), kafka, registry, gateway))
-        .await
-        .expect("second start");
+    let platform = restart(dir.path(), kafka, registry, gateway).await;
     assert!(platform.new_dev_key.is_none(), "the dev key is kept");
     let base = format!("http://{}", platform.gateway_addr);
     let stop = CancellationToken::new();
