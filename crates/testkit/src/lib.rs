@@ -112,10 +112,28 @@ async fn start_registry(dir: &Path) -> Url {
     Url::parse(&format!("http://{addr}")).expect("registry url")
 }
 
-/// Notes that `message` was read: its partition is read up to the offset after it.
-fn read_past(next: &mut HashMap<i32, i64>, message: &OwnedMessage) {
-    let at = next.entry(message.partition()).or_default();
-    *at = (*at).max(message.offset() + 1);
+/// Messages read so far, and how far each partition has been read.
+#[derive(Default)]
+struct Read {
+    messages: Vec<OwnedMessage>,
+    next: HashMap<i32, i64>,
+}
+
+impl Read {
+    fn poll(&mut self, consumer: &BaseConsumer, wait: Duration) {
+        if let Some(Ok(m)) = consumer.poll(wait) {
+            let m = m.detach();
+            let at = self.next.entry(m.partition()).or_default();
+            *at = (*at).max(m.offset() + 1);
+            self.messages.push(m);
+        }
+    }
+
+    /// Whether some partition is not yet read up to its end in `ends`.
+    fn behind(&self, ends: &[(i32, i64)]) -> bool {
+        ends.iter()
+            .any(|(p, high)| self.next.get(p).copied().unwrap_or(0) < *high)
+    }
 }
 
 /// A loopback address whose port was free a moment ago.
@@ -234,18 +252,12 @@ impl TestEnv {
         }
         consumer.assign(&assignment).expect("assign");
         let deadline = Instant::now() + timeout;
-        let mut messages = Vec::new();
-        while messages.len() < expected && Instant::now() < deadline {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                messages.push(m.detach());
-            }
+        let mut read = Read::default();
+        while read.messages.len() < expected && Instant::now() < deadline {
+            read.poll(&consumer, Duration::from_millis(100));
         }
         // Then everything written so far (duplicates included), so that copies of a message
         // cannot stand in for messages not read yet.
-        let mut next: HashMap<i32, i64> = HashMap::new();
-        for m in &messages {
-            read_past(&mut next, m);
-        }
         let ends: Vec<(i32, i64)> = metadata
             .topics()
             .iter()
@@ -257,25 +269,15 @@ impl TestEnv {
                     .map(|(_, high)| (p.id(), high))
             })
             .collect();
-        let behind = |next: &HashMap<i32, i64>| {
-            ends.iter()
-                .any(|(p, high)| next.get(p).copied().unwrap_or(0) < *high)
-        };
-        while behind(&next) && Instant::now() < deadline {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-                let m = m.detach();
-                read_past(&mut next, &m);
-                messages.push(m);
-            }
+        while read.behind(&ends) && Instant::now() < deadline {
+            read.poll(&consumer, Duration::from_millis(100));
         }
         // And whatever arrives right after (late duplicates), briefly.
         let settle = Instant::now() + Duration::from_millis(300);
         while Instant::now() < settle {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                messages.push(m.detach());
-            }
+            read.poll(&consumer, Duration::from_millis(50));
         }
-        messages
+        read.messages
     }
 
     /// The number of messages ever written to `topic` (sum of high watermarks), 0 if it does not exist.

@@ -178,33 +178,9 @@ async fn defer<H>(
     context: &MessageContext,
     delay: Duration,
 ) -> Step {
-    let topic = env
-        .producer
-        .topics()
-        .retry_tier(&env.service, &context.original_topic, 1);
     let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
-    let attempt = context.attempt.to_string();
-    let due_at = due.timestamp_millis().to_string();
-    let first = context.first_attempt_at.timestamp_millis().to_string();
-    let headers = forwarded_headers(message, context)
-        .insert(Header {
-            key: headers::ATTEMPT,
-            value: Some(attempt.as_bytes()),
-        })
-        .insert(Header {
-            key: headers::DUE_AT,
-            value: Some(due_at.as_bytes()),
-        })
-        .insert(Header {
-            key: headers::FIRST_ATTEMPT_AT,
-            value: Some(first.as_bytes()),
-        });
-    let (key, payload) = (
-        message.key().unwrap_or_default(),
-        message.payload().unwrap_or_default(),
-    );
-    match env.producer.send(&topic, key, payload, headers).await {
-        Ok(_) => {
+    match send_to_tier(env, message, context, 1, context.attempt, due, None).await {
+        Ok(topic) => {
             tracing::debug!(retry_topic = %topic, delay = ?delay, "deferred");
             Step::Done
         }
@@ -247,43 +223,22 @@ async fn schedule_retry<H: EventHandler>(
             }
         }
         NextAttempt::Tier { tier, due } => {
-            let topic =
-                env.producer
-                    .topics()
-                    .retry_tier(&env.service, &context.original_topic, tier);
-            let next_attempt = (context.attempt + 1).to_string();
-            let due_at = due.timestamp_millis().to_string();
-            let first = context.first_attempt_at.timestamp_millis().to_string();
-            let headers = forwarded_headers(message, context)
-                .insert(Header {
-                    key: headers::ATTEMPT,
-                    value: Some(next_attempt.as_bytes()),
-                })
-                .insert(Header {
-                    key: headers::DUE_AT,
-                    value: Some(due_at.as_bytes()),
-                })
-                .insert(Header {
-                    key: headers::FIRST_ATTEMPT_AT,
-                    value: Some(first.as_bytes()),
-                })
-                .insert(Header {
-                    key: headers::ERROR_KIND,
-                    value: Some(failure.kind.as_bytes()),
-                })
-                .insert(Header {
-                    key: headers::ERROR_MESSAGE,
-                    value: Some(truncated(&failure.message).as_bytes()),
-                });
-            let (key, payload) = (
-                message.key().unwrap_or_default(),
-                message.payload().unwrap_or_default(),
-            );
-            match env.producer.send(&topic, key, payload, headers).await {
-                Ok(_) => {
+            let next_attempt = context.attempt + 1;
+            match send_to_tier(
+                env,
+                message,
+                context,
+                tier,
+                next_attempt,
+                due,
+                Some(&failure),
+            )
+            .await
+            {
+                Ok(topic) => {
                     tracing::info!(
                         retry_topic = %topic,
-                        next_attempt = context.attempt + 1,
+                        next_attempt,
                         due = %due,
                         kind = %failure.kind,
                         message = %failure.message,
@@ -294,6 +249,55 @@ async fn schedule_retry<H: EventHandler>(
                 Err(error) => Step::Again(format!("retry produce failed: {error}")),
             }
         }
+    }
+}
+
+/// Copies `message` to retry tier `tier` as attempt `attempt`, due at `due`, with the failure
+/// that sent it there (a deferral has none); returns the tier's topic.
+async fn send_to_tier<H>(
+    env: &WorkerEnv<H>,
+    message: &OwnedMessage,
+    context: &MessageContext,
+    tier: usize,
+    attempt: u32,
+    due: DateTime<Utc>,
+    failure: Option<&RetryableFailure>,
+) -> Result<String, crate::Error> {
+    let topic = env
+        .producer
+        .topics()
+        .retry_tier(&env.service, &context.original_topic, tier);
+    let mut headers = forwarded_headers(message, context)
+        .insert(text_header(headers::ATTEMPT, &attempt.to_string()))
+        .insert(text_header(
+            headers::DUE_AT,
+            &due.timestamp_millis().to_string(),
+        ))
+        .insert(text_header(
+            headers::FIRST_ATTEMPT_AT,
+            &context.first_attempt_at.timestamp_millis().to_string(),
+        ));
+    if let Some(failure) = failure {
+        headers = headers
+            .insert(text_header(headers::ERROR_KIND, &failure.kind))
+            .insert(text_header(
+                headers::ERROR_MESSAGE,
+                truncated(&failure.message),
+            ));
+    }
+    let (key, payload) = (
+        message.key().unwrap_or_default(),
+        message.payload().unwrap_or_default(),
+    );
+    env.producer.send(&topic, key, payload, headers).await?;
+    Ok(topic)
+}
+
+/// A header with a text value.
+fn text_header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
     }
 }
 
@@ -310,25 +314,14 @@ async fn dead_letter<H>(
         .topics()
         .dead_letter(&env.service, &context.original_topic);
     tracing::error!(dead_letter_topic = %topic, error_kind = kind, reason, "dead-lettering message");
-    let attempt = context.attempt.to_string();
-    let failed_at = Utc::now().timestamp_millis().to_string();
     let headers = forwarded_headers(message, context)
-        .insert(Header {
-            key: headers::ATTEMPT,
-            value: Some(attempt.as_bytes()),
-        })
-        .insert(Header {
-            key: headers::ERROR_KIND,
-            value: Some(kind.as_bytes()),
-        })
-        .insert(Header {
-            key: headers::ERROR_MESSAGE,
-            value: Some(truncated(reason).as_bytes()),
-        })
-        .insert(Header {
-            key: headers::FAILED_AT,
-            value: Some(failed_at.as_bytes()),
-        });
+        .insert(text_header(headers::ATTEMPT, &context.attempt.to_string()))
+        .insert(text_header(headers::ERROR_KIND, kind))
+        .insert(text_header(headers::ERROR_MESSAGE, truncated(reason)))
+        .insert(text_header(
+            headers::FAILED_AT,
+            &Utc::now().timestamp_millis().to_string(),
+        ));
     let (key, payload) = (
         message.key().unwrap_or_default(),
         message.payload().unwrap_or_default(),
