@@ -27,8 +27,7 @@ pub struct SchemaRegistryConfig {
 impl Default for SchemaRegistryConfig {
     fn default() -> Self {
         Self {
-            url: Url::parse("http://127.0.0.1:8081")
-                .unwrap_or_else(|_| unreachable!("literal URL parses")),
+            url: Url::parse("http://127.0.0.1:8081").expect("a literal URL"),
             timeout: Duration::from_secs(5),
         }
     }

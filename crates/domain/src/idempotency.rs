@@ -1,13 +1,16 @@
 //! Idempotent submission: the same key with the same request returns the original answer; the
 //! same key with a different request is a conflict.
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{DocumentFormat, ReceiptId};
+use crate::{CallbackUrl, DocumentFormat, EventId, IdempotencyKey, ReceiptId, TenantId};
 
 /// A digest of everything that makes two submissions "the same request": receipt type, document
 /// format, callback URL and the exact body bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct RequestFingerprint(String);
 
 impl RequestFingerprint {
@@ -32,15 +35,6 @@ impl RequestFingerprint {
         hash.update([u8::from(callback_url.is_some())]);
         Self(hex::encode(hash.finalize()))
     }
-
-    /// Restores a fingerprint read back from storage.
-    pub fn from_hex(hex: String) -> Self {
-        Self(hex)
-    }
-
-    pub fn as_hex(&self) -> &str {
-        &self.0
-    }
 }
 
 /// What to do with a submission given what is already recorded under its idempotency key.
@@ -64,6 +58,29 @@ impl IdempotencyDecision {
             Some((id, fingerprint)) if fingerprint == incoming => Self::Replay(id),
             Some((id, _)) => Self::Conflict(id),
         }
+    }
+}
+
+/// The first submission under a (tenant, idempotency key) pair, with the ids it was given, so that
+/// a retry re-produces exactly the same `submitted` event, and with what a partner sees of the
+/// receipt before the projection has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub tenant_id: TenantId,
+    pub idempotency_key: IdempotencyKey,
+    pub fingerprint: RequestFingerprint,
+    pub receipt_id: ReceiptId,
+    pub event_id: EventId,
+    pub received_at: DateTime<Utc>,
+    pub receipt_type: String,
+    pub content_type: String,
+    pub callback_url: Option<CallbackUrl>,
+}
+
+impl Reservation {
+    /// What to do with a submission `incoming` under this reservation's key.
+    pub fn decide(&self, incoming: &RequestFingerprint) -> IdempotencyDecision {
+        IdempotencyDecision::decide(Some((self.receipt_id, &self.fingerprint)), incoming)
     }
 }
 

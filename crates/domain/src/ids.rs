@@ -11,7 +11,7 @@ use uuid::Uuid;
 /// Why an identifier was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    #[error("not a valid UUID: {0}")]
+    #[error("not a valid id: {0}")]
     Uuid(String),
     #[error(
         "tenant id must be 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
@@ -25,11 +25,17 @@ pub enum IdError {
     CallbackUrl(String),
 }
 
+/// Declares a UUID identifier: a private field, `new` (a time-ordered UUIDv7), `parse` as the one
+/// way in, and the same text form for `Display`, `FromStr` and serde. An optional prefix (as in
+/// `ep_…`) makes the text form `<prefix><uuid without hyphens>`; without one it is the
+/// hyphenated UUID.
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
+        uuid_id!($(#[$doc])* $name, "");
+    };
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(Uuid);
 
         impl $name {
@@ -39,7 +45,10 @@ macro_rules! uuid_id {
             }
 
             pub fn parse(s: &str) -> Result<Self, IdError> {
-                Uuid::parse_str(s).map(Self).map_err(|_| IdError::Uuid(s.to_owned()))
+                s.strip_prefix($prefix)
+                    .and_then(|uuid| Uuid::parse_str(uuid).ok())
+                    .map(Self)
+                    .ok_or_else(|| IdError::Uuid(s.chars().take(64).collect()))
             }
 
             pub fn from_uuid(uuid: Uuid) -> Self {
@@ -59,7 +68,11 @@ macro_rules! uuid_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.hyphenated().fmt(f)
+                if $prefix.is_empty() {
+                    self.0.hyphenated().fmt(f)
+                } else {
+                    write!(f, "{}{}", $prefix, self.0.simple())
+                }
             }
         }
 
@@ -67,6 +80,19 @@ macro_rules! uuid_id {
             type Err = IdError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 Self::parse(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
             }
         }
     };
@@ -79,6 +105,15 @@ uuid_id!(
 uuid_id!(
     /// The id of one event; consumers deduplicate by it.
     EventId
+);
+uuid_id!(
+    /// An API client (not its key).
+    ClientId
+);
+uuid_id!(
+    /// A tenant's registered webhook endpoint (`ep_<uuid>`).
+    EndpointId,
+    "ep_"
 );
 
 /// The tenant a client (and every receipt it submits) belongs to.
@@ -235,6 +270,25 @@ mod tests {
         ] {
             assert!(CallbackUrl::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn prefixed_ids_round_trip() {
+        let id = EndpointId::new();
+        assert!(id.to_string().starts_with("ep_"));
+        assert!(!id.to_string().contains('-'));
+        assert_eq!(EndpointId::parse(&id.to_string()), Ok(id));
+        assert!(EndpointId::parse("nope").is_err());
+        assert!(
+            EndpointId::parse(&id.as_uuid().to_string()).is_err(),
+            "prefix required"
+        );
+        let json = serde_json::to_string(&id).expect("serializes");
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(
+            serde_json::from_str::<EndpointId>(&json).expect("reads"),
+            id
+        );
     }
 
     #[test]

@@ -70,7 +70,7 @@ impl EmbeddedBroker {
         let listener = Url::parse(&format!("tcp://{}", config.listen))
             .map_err(|e| Error::Tansu(e.to_string()))?;
         let mut broker = build_with_retry(config, storage, listener).await?;
-        add_missing_indexes(&config.storage).await?;
+        prepare_storage(&config.storage).await?;
         let addr = config.listen;
         let task = tokio::spawn(async move {
             if let Err(error) = broker.serve(tokio::time::Instant::now()).await {
@@ -132,8 +132,19 @@ type TansuBroker = Broker<Controller<StorageContainer>, StorageContainer>;
 const MISSING_INDEXES: &[&str] =
     &["CREATE INDEX IF NOT EXISTS receipts_header_by_record ON header (topition, offset_id)"];
 
-async fn add_missing_indexes(storage: &Path) -> Result<()> {
-    let failed = |e: libsql::Error| Error::Tansu(format!("indexing broker storage: {e}"));
+/// Consumer group membership left by the previous run. tansu 0.6 persists each group's members,
+/// leader and assignments; after a crash (SIGKILL) the dead members are still there, and the
+/// restarted consumers' SyncGroup completes the rebalance as followers, with an empty assignment,
+/// as soon as the dead leader's session expires: every group then stays formed around a member
+/// that owns no partition, and nothing is consumed again. No client can be a member of a broker
+/// that has not started yet, so the groups start empty; committed offsets (`consumer_offset`)
+/// are kept.
+const FORGET_GROUP_MEMBERS: &str = "DELETE FROM consumer_group_detail";
+
+/// Adds the missing indexes and forgets the previous run's group members, before the broker
+/// serves.
+async fn prepare_storage(storage: &Path) -> Result<()> {
+    let failed = |e: libsql::Error| Error::Tansu(format!("preparing broker storage: {e}"));
     let db = libsql::Builder::new_local(storage)
         .build()
         .await
@@ -146,6 +157,9 @@ async fn add_missing_indexes(storage: &Path) -> Result<()> {
     for ddl in MISSING_INDEXES {
         conn.execute(ddl, ()).await.map_err(failed)?;
     }
+    conn.execute(FORGET_GROUP_MEMBERS, ())
+        .await
+        .map_err(failed)?;
     Ok(())
 }
 

@@ -33,4 +33,10 @@ fn is_fatal(code: rdkafka::types::RDKafkaErrorCode) -> bool {
     )
 }
 
+impl receipts_domain::Failure for Error {
+    fn is_transient(&self) -> bool {
+        Error::is_transient(self)
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

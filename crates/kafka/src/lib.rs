@@ -16,7 +16,8 @@ mod window;
 
 pub use config::KafkaConfig;
 pub use consumer::{
-    ConsumerSpec, EventHandler, HandlerError, MessageContext, RetryableFailure, run_consumer,
+    ConsumerSpec, EventHandler, HandlerError, HorizonExceeded, MessageContext, RetryableFailure,
+    run_consumer,
 };
 pub use error::{Error, Result};
 pub use producer::{Delivered, EventProducer};

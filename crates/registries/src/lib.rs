@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
+use receipts_domain::Secret;
 use receipts_domain::{NormalizedReceipt, ReceiptId, RegistryName};
-use receipts_runtime::Secret;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -78,10 +78,9 @@ impl RegistryConfig {
 
     fn new(name: &str, kind: AdapterKind, url: &str) -> Self {
         Self {
-            name: RegistryName::parse(name)
-                .unwrap_or_else(|_| unreachable!("literal name is valid")),
+            name: RegistryName::parse(name).expect("a literal registry name"),
             kind,
-            base_url: Url::parse(url).unwrap_or_else(|_| unreachable!("literal URL parses")),
+            base_url: Url::parse(url).expect("a literal URL"),
             timeout: default_timeout(),
             api_key: None,
             callback_timeout: default_callback_timeout(),

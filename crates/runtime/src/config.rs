@@ -24,16 +24,25 @@ pub fn load_config<T>(file: Option<&Path>) -> Result<T, ConfigError>
 where
     T: Serialize + DeserializeOwned + Default,
 {
+    load_config_over(T::default(), file)
+}
+
+/// As [`load_config`], with `defaults` instead of `T::default()` (one type, several binaries
+/// with different defaults).
+pub fn load_config_over<T>(defaults: T, file: Option<&Path>) -> Result<T, ConfigError>
+where
+    T: Serialize + DeserializeOwned,
+{
     let file = file
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from));
-    figment::<T>(file.as_deref())
+    figment(defaults, file.as_deref())
         .extract()
         .map_err(|e| ConfigError(Box::new(e)))
 }
 
-fn figment<T: Serialize + Default>(file: Option<&Path>) -> Figment {
-    let mut figment = Figment::from(Serialized::defaults(T::default()));
+fn figment<T: Serialize>(defaults: T, file: Option<&Path>) -> Figment {
+    let mut figment = Figment::from(Serialized::defaults(defaults));
     if let Some(path) = file {
         figment = figment.merge(Toml::file_exact(path));
     }

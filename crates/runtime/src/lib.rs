@@ -5,12 +5,10 @@
 pub mod cli;
 pub mod config;
 pub mod http;
-mod secret;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use cli::{ServiceArgs, exit_code};
-pub use config::{ConfigError, load_config};
-pub use secret::Secret;
+pub use config::{ConfigError, load_config, load_config_over};
 pub use shutdown::shutdown_on_signal;
 pub use telemetry::{LogFormat, Telemetry, TelemetryConfig, TelemetryError};

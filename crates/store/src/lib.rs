@@ -1,74 +1,92 @@
-//! The status store: receipt projections, their timelines, idempotency records, API clients, and
-//! webhook endpoints, secrets and deliveries.
+//! Storage: small ports, one per concern, and their backends. A port stores and loads; it
+//! decides nothing (every rule is domain code, `receipts-domain`).
 //!
-//! A few traits ([`StatusStore`], [`ClientStore`], [`WebhookStore`]) with one implementation per
-//! backend; every implementation passes the same conformance suite ([`conformance`]). The SQLite
-//! backend ([`SqliteStore`]) is the embedded default and the test backend.
+//! | port | what | keyed by |
+//! |---|---|---|
+//! | [`ReceiptStore`] | receipt records (status, timeline, registrations) | receipt id |
+//! | [`ReservationStore`] | idempotency reservations | (tenant, idempotency key); also by receipt id |
+//! | [`DocumentStore`] | original documents, byte-exact | receipt id |
+//! | [`ClientStore`] | API clients | client id; also by key hash |
+//! | [`EndpointStore`] | webhook endpoints and tenants' callback secrets | endpoint id; tenant |
+//! | [`DeliveryStore`] | webhook deliveries and their attempts | delivery id; (delivery, attempt number) |
+//!
+//! The contract every backend keeps (and [`conformance`] checks): each write is a keyed upsert,
+//! an insert-if-absent, or a compare-and-set of one record on its explicit version ([`Cas`]);
+//! nothing needs a transaction across keys, insertion order, auto-increment, cascades or
+//! triggers. Lists are ordered by explicit keys (UUIDv7 ids, timestamps). Errors are one type,
+//! [`Error`], which says whether trying again may help ([`Error::is_transient`]).
+//!
+//! The backend is chosen by URL ([`StoreConfig::url`]): `sqlite://<path>` ([`SqliteStore`], the
+//! embedded default and the test backend).
 #![forbid(unsafe_code)]
 
-pub mod api_key;
-mod clients;
-#[cfg(any(test, doc, feature = "conformance"))]
+mod config;
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
-mod model;
+mod ports;
 mod sqlite;
-mod webhooks;
 
-use async_trait::async_trait;
-use receipts_domain::{ReceiptEvent, ReceiptId, TenantId};
+use std::sync::Arc;
 
-pub use api_key::ApiKey;
-pub use clients::{ApiClient, ClientId, NewClient, Scope};
+pub use config::{SqliteOptions, StoreConfig, StoreLocation, Synchronous};
 pub use error::{Error, Result};
-pub use model::{Applied, ReceiptRecord, Reservation, Reserved, StoredDocument, TimelineEntry};
-pub use sqlite::{SqliteConfig, SqliteStore, Synchronous};
-pub use webhooks::{
-    DISABLED_BY_OWNER, Delivery, DeliveryAttempt, DeliveryStatus, Endpoint, EndpointHealth,
-    EndpointPatch, NewDelivery, NewEndpoint, StoredSecret, WebhookStore, auto_disabled_reason,
+pub use ports::{
+    Cas, ClientStore, DeliveryStore, Document, DocumentStore, EndpointStore, Health, ReceiptStore,
+    ReservationStore, Reserved,
 };
+pub use sqlite::SqliteStore;
 
-/// Receipt projections and idempotency records.
-#[async_trait]
-pub trait StatusStore: Send + Sync + 'static {
-    /// Records `reservation` under its (tenant, idempotency key) unless that key is already
-    /// taken, in which case the earlier reservation is returned unchanged.
-    async fn reserve(&self, reservation: &Reservation) -> Result<Reserved>;
-
-    /// Applies one event to its receipt: idempotent (an event id already in the timeline
-    /// changes nothing, and the answer carries the transition recorded the first time),
-    /// version-guarded (a concurrent writer can never be overwritten) and atomic (timeline entry
-    /// and projection are written together or not at all). Events that state no fact about the
-    /// receipt (`status_changed`) are [`Applied::Ignored`]. The status is derived with the
-    /// [`StatusPolicy`](receipts_domain::StatusPolicy) the store was opened with.
-    async fn apply(&self, event: &ReceiptEvent) -> Result<Applied>;
-
-    /// The receipt with its timeline, if it exists and belongs to `tenant`.
-    async fn receipt(&self, tenant: &TenantId, id: ReceiptId) -> Result<Option<ReceiptRecord>>;
-
-    /// The tenant a receipt belongs to, if the receipt exists. For callers that know only the
-    /// receipt id (a registry's callback); never shown to partners.
-    async fn tenant_of(&self, id: ReceiptId) -> Result<Option<TenantId>>;
-
-    /// The original document bytes, if the receipt exists, belongs to `tenant` and its
-    /// submission has been recorded.
-    async fn document(&self, tenant: &TenantId, id: ReceiptId) -> Result<Option<StoredDocument>>;
-
-    /// Whether the store answers at all (readiness probes).
-    async fn ping(&self) -> Result<()>;
+/// Every port, served by one backend. Cheap to clone.
+#[derive(Clone)]
+pub struct Stores {
+    pub receipts: Arc<dyn ReceiptStore>,
+    pub reservations: Arc<dyn ReservationStore>,
+    pub documents: Arc<dyn DocumentStore>,
+    pub clients: Arc<dyn ClientStore>,
+    pub endpoints: Arc<dyn EndpointStore>,
+    pub deliveries: Arc<dyn DeliveryStore>,
+    pub health: Arc<dyn Health>,
 }
 
-/// API clients (partners' credentials). Keys are stored only as hashes.
-#[async_trait]
-pub trait ClientStore: Send + Sync + 'static {
-    async fn create_client(&self, client: &NewClient) -> Result<ApiClient>;
+impl Stores {
+    /// Every port from one backend.
+    pub fn of<B>(backend: B) -> Self
+    where
+        B: ReceiptStore
+            + ReservationStore
+            + DocumentStore
+            + ClientStore
+            + EndpointStore
+            + DeliveryStore
+            + Health,
+    {
+        let backend = Arc::new(backend);
+        Self {
+            receipts: backend.clone(),
+            reservations: backend.clone(),
+            documents: backend.clone(),
+            clients: backend.clone(),
+            endpoints: backend.clone(),
+            deliveries: backend.clone(),
+            health: backend,
+        }
+    }
 
-    /// The client whose key hashes to `key_hash`, revoked or not.
-    async fn client_by_key_hash(&self, key_hash: &str) -> Result<Option<ApiClient>>;
+    /// Opens the backend `config.url` names.
+    pub async fn open(config: &StoreConfig) -> Result<Self> {
+        match config.location()? {
+            StoreLocation::Sqlite(path) => {
+                Ok(Self::of(SqliteStore::open(&path, &config.sqlite).await?))
+            }
+        }
+    }
+}
 
-    /// Every client, or only those of `tenant`, oldest first.
-    async fn list_clients(&self, tenant: Option<&TenantId>) -> Result<Vec<ApiClient>>;
-
-    /// Revokes a client; returns false if no such (unrevoked) client exists.
-    async fn revoke_client(&self, id: ClientId) -> Result<bool>;
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("backend", &self.health.backend())
+            .finish_non_exhaustive()
+    }
 }

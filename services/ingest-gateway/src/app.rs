@@ -10,46 +10,30 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
+use receipts_core::{Receipts, Webhooks};
+use receipts_domain::RegistryName;
 use receipts_kafka::EventProducer;
-use receipts_store::{ClientStore, StatusStore, WebhookStore};
+use receipts_registries::CallbackConfig;
+use receipts_store::{ClientStore, DocumentStore, Health, ReservationStore, Stores};
+use receipts_webhooks::{AddressPolicy, WebhookConfig};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
-use webhook_dispatcher::guard::AddressPolicy;
-
-use receipts_domain::RegistryName;
-use receipts_registries::CallbackConfig;
 
 use crate::callbacks;
 use crate::config::HttpConfig;
 use crate::problem::ApiError;
 use crate::{routes, webhooks};
-use webhook_dispatcher::WebhookConfig;
 
-/// The stores behind the API (one SQLite file implements all three).
-#[derive(Clone)]
-pub struct Stores {
-    pub status: Arc<dyn StatusStore>,
-    pub clients: Arc<dyn ClientStore>,
-    pub webhooks: Arc<dyn WebhookStore>,
-}
-
-impl Stores {
-    /// Every store from one backend.
-    pub fn all<S: StatusStore + ClientStore + WebhookStore>(store: Arc<S>) -> Self {
-        Self {
-            status: store.clone(),
-            clients: store.clone(),
-            webhooks: store,
-        }
-    }
-}
-
-/// Shared by all handlers; cheap to clone.
+/// Shared by all handlers; cheap to clone. The gateway writes only reservations and documents;
+/// everything else it reads (receipts) or changes through the core's use cases (webhooks).
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn StatusStore>,
+    pub receipts: Receipts,
+    pub reservations: Arc<dyn ReservationStore>,
+    pub documents: Arc<dyn DocumentStore>,
     pub clients: Arc<dyn ClientStore>,
-    pub webhooks: Arc<dyn WebhookStore>,
+    pub webhooks: Webhooks,
+    pub health: Arc<dyn Health>,
     pub producer: EventProducer,
     /// Base of status URLs, without a trailing slash.
     pub public_url: Arc<str>,
@@ -77,9 +61,16 @@ impl AppState {
             None => format!("http://{local_addr}"),
         };
         Self {
-            store: stores.status,
+            receipts: Receipts::new(
+                stores.receipts,
+                stores.reservations.clone(),
+                stores.documents.clone(),
+            ),
+            reservations: stores.reservations,
+            documents: stores.documents,
             clients: stores.clients,
-            webhooks: stores.webhooks,
+            webhooks: Webhooks::new(stores.endpoints, stores.deliveries),
+            health: stores.health,
             producer,
             public_url: public_url.into(),
             max_body_bytes: http.max_body_bytes,
@@ -200,7 +191,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         .producer
         .check_connectivity(Duration::from_secs(2))
         .await;
-    let store = state.store.ping().await.is_ok();
+    let store = state.health.ping().await.is_ok();
     let body = serde_json::json!({ "broker": broker, "store": store });
     let status = if broker && store {
         StatusCode::OK

@@ -4,8 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use receipts_domain::TenantId;
-use receipts_store::{ClientId, Scope, api_key};
+use receipts_domain::{ApiKey, ClientId, Scope, TenantId};
 
 use crate::app::AppState;
 use crate::problem::ApiError;
@@ -44,7 +43,7 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or(ApiError::Unauthenticated)?;
         let client = state
             .clients
-            .client_by_key_hash(&api_key::hash_key(presented))
+            .client_by_key_hash(&ApiKey::hash_of(presented))
             .await
             .map_err(|error| {
                 tracing::warn!(%error, "client lookup failed");

@@ -1,18 +1,15 @@
 //! `POST /v1/registries/{registry}/callbacks`: asynchronous registries report their outcome here.
-//! The registry's signature is the authentication; a verified callback becomes the same
-//! `receipts.<registry>-registered` / `-failed` event the registrar would have produced (same
-//! event id), so whichever arrives first wins and the other is a duplicate.
+//! The registry's signature is the authentication; a verified callback becomes, through the
+//! registrar's own mapping, the same `receipts.<registry>-registered` / `-failed` event the
+//! registrar would have produced (same event id), so whichever arrives first wins and the other
+//! is a duplicate.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
-use receipts_domain::event::now_millis;
-use receipts_domain::registry::failure_code;
-use receipts_domain::{
-    ReceiptEvent, Registered, Registration, RegistrationFailed, RegistrationFailure, RegistryName,
-};
-use receipts_registries::{CallbackError, Outcome, read_callback};
+use receipts_domain::RegistryName;
+use receipts_registries::{CallbackError, read_callback};
 
 use crate::app::AppState;
 use crate::body::read_limited;
@@ -37,43 +34,17 @@ pub async fn registry_callback(
     })?;
     tracing::Span::current().record("receipt_id", tracing::field::display(callback.receipt_id));
     let tenant = state
-        .store
+        .receipts
         .tenant_of(callback.receipt_id)
         .await
-        .map_err(|error| {
-            tracing::warn!(%error, "status store error");
-            ApiError::StoreUnavailable
-        })?
+        .map_err(crate::routes::store_unavailable)?
         .ok_or(ApiError::ReceiptNotFound)?;
-    let event: ReceiptEvent = match callback.outcome {
-        Outcome::Registered {
-            registration_id,
-            registered_at,
-        } => Registered::new(
-            callback.receipt_id,
-            tenant,
-            Registration {
-                registry: name,
-                registration_id,
-                registered_at,
-                attempts: 1,
-            },
-        )
-        .into(),
-        Outcome::Rejected { code, reason } => RegistrationFailed::new(
-            callback.receipt_id,
-            tenant,
-            RegistrationFailure {
-                registry: name,
-                code: failure_code::REJECTED_BY_REGISTRY.into(),
-                reason: format!("{code}: {reason}"),
-                failed_at: now_millis(),
-                attempts: 1,
-            },
-        )
-        .into(),
-        // Nothing to report yet: acknowledge, the registrar keeps asking.
-        Outcome::Pending => return Ok(StatusCode::NO_CONTENT),
+    // Nothing to report while the registry is still working: acknowledge, the registrar keeps
+    // asking.
+    let Some(event) =
+        registrar::outcome_event(&name, callback.receipt_id, tenant, callback.outcome, 1)
+    else {
+        return Ok(StatusCode::NO_CONTENT);
     };
     state.producer.publish(&event).await.map_err(|error| {
         tracing::warn!(%error, "registry outcome not acknowledged");

@@ -3,14 +3,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use receipts_avro::SchemaRegistryConfig;
-use receipts_domain::{RegistryName, StatusPolicy};
+use receipts_domain::RegistryName;
 use receipts_kafka::KafkaConfig;
 use receipts_registries::CallbackConfig;
 use receipts_runtime::TelemetryConfig;
-use receipts_store::SqliteConfig;
+use receipts_service::ServiceConfig;
+use receipts_store::StoreConfig;
+use receipts_webhooks::WebhookConfig;
 use serde::{Deserialize, Serialize};
 use url::Url;
-use webhook_dispatcher::WebhookConfig;
 
 /// The gateway's own settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,10 +51,18 @@ pub struct GatewayConfig {
     /// Registries that may report outcomes to `POST /v1/registries/{name}/callbacks`, with how
     /// to verify them (section `[registry_callbacks.<name>]`).
     pub registry_callbacks: BTreeMap<RegistryName, CallbackConfig>,
-    /// Which registries a receipt needs to be ACCEPTED.
-    pub status: StatusPolicy,
     pub kafka: KafkaConfig,
     pub schema_registry: SchemaRegistryConfig,
-    pub store: SqliteConfig,
+    pub store: StoreConfig,
     pub telemetry: TelemetryConfig,
+}
+
+impl ServiceConfig for GatewayConfig {
+    fn service(&self) -> String {
+        crate::SERVICE.into()
+    }
+
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
 }

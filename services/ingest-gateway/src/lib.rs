@@ -17,10 +17,11 @@ use std::sync::Arc;
 use receipts_avro::EventCodec;
 use receipts_domain::Topic;
 use receipts_kafka::{EventProducer, TopicNames, TopicSpec, ensure_topics};
+use receipts_store::Stores;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use app::{AppState, Stores, router};
+pub use app::{AppState, router};
 pub use config::{GatewayConfig, HttpConfig};
 
 pub const SERVICE: &str = "ingest-gateway";
@@ -31,6 +32,10 @@ pub enum Error {
     Kafka(#[from] receipts_kafka::Error),
     #[error(transparent)]
     Codec(#[from] receipts_avro::Error),
+    #[error(transparent)]
+    Service(#[from] receipts_service::Error),
+    #[error(transparent)]
+    Store(#[from] receipts_store::Error),
     #[error("serving HTTP: {0}")]
     Serve(#[from] std::io::Error),
 }

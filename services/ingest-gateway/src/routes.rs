@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use receipts_domain::event::now_millis;
 use receipts_domain::{
     CallbackUrl, DocumentFormat, EventId, EventMeta, IdempotencyDecision, IdempotencyKey,
-    NormalizedReceipt, Reason, ReceiptEvent, ReceiptId, ReceiptType, Registration,
-    RegistrationFailure, RequestFingerprint, Status, Submitted,
+    NormalizedReceipt, Reason, ReceiptEvent, ReceiptId, ReceiptRecord, ReceiptType, Registration,
+    RegistrationFailure, RequestFingerprint, Reservation, Status, Submitted, TimelineEntry,
 };
-use receipts_store::{ReceiptRecord, Reservation, Reserved, TimelineEntry};
+use receipts_store::{Document, Reserved};
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -44,7 +44,8 @@ struct Submission {
 }
 
 /// `POST /v1/receipts`: accepts a receipt document; answers 202 only once the `submitted` event
-/// is acknowledged by the broker and recorded, so the receipt is durable and immediately readable.
+/// is acknowledged by the broker, so the receipt is durable and immediately readable (from its
+/// reservation until the projector has it).
 #[tracing::instrument(skip_all, fields(receipt_id))]
 pub async fn submit(
     State(state): State<AppState>,
@@ -68,40 +69,39 @@ pub async fn submit(
         receipt_id: ReceiptId::new(),
         event_id: EventId::new(),
         received_at: now_millis(),
+        receipt_type: submission.receipt_type.name().to_owned(),
+        content_type: submission.content_type.clone(),
+        callback_url: submission.callback_url.clone(),
     };
     let (reservation, replay) = match state
-        .store
+        .reservations
         .reserve(&fresh)
         .await
         .map_err(store_unavailable)?
     {
         Reserved::New => (fresh, false),
-        Reserved::Existing(earlier) => {
-            match IdempotencyDecision::decide(
-                Some((earlier.receipt_id, &earlier.fingerprint)),
-                &fingerprint,
-            ) {
-                IdempotencyDecision::Conflict(receipt_id) => {
-                    return Err(ApiError::IdempotencyConflict { receipt_id });
-                }
-                _ => (earlier, true),
+        Reserved::Existing(earlier) => match earlier.decide(&fingerprint) {
+            IdempotencyDecision::Conflict(receipt_id) => {
+                return Err(ApiError::IdempotencyConflict { receipt_id });
             }
-        }
+            IdempotencyDecision::Replay(_) | IdempotencyDecision::Fresh => (*earlier, true),
+        },
     };
     let receipt_id = reservation.receipt_id;
     tracing::Span::current().record("receipt_id", tracing::field::display(receipt_id));
 
-    // A replay whose original completed answers as before. Otherwise (first attempt, or an
-    // earlier attempt that failed or crashed before answering) the same event is produced again:
-    // it carries the reservation's ids, so downstream deduplication makes this harmless.
-    let recorded = replay
+    // The document is stored once the event is acknowledged, so a replay that finds it answers
+    // as before. Otherwise (first attempt, or an earlier one that failed or crashed before
+    // answering) the same event is produced again: it carries the reservation's ids, so a copy
+    // downstream is harmless.
+    let completed = replay
         && state
-            .store
-            .receipt(&caller.tenant, receipt_id)
+            .documents
+            .document(receipt_id)
             .await
             .map_err(store_unavailable)?
             .is_some();
-    if !recorded {
+    if !completed {
         let event: ReceiptEvent = Submitted {
             meta: EventMeta {
                 event_id: reservation.event_id,
@@ -111,7 +111,7 @@ pub async fn submit(
                 attempt: 1,
             },
             receipt_type: submission.receipt_type.name().to_owned(),
-            content_type: submission.content_type,
+            content_type: submission.content_type.clone(),
             document: submission.document.to_vec(),
             idempotency_key: submission.key,
             callback_url: submission.callback_url,
@@ -121,8 +121,16 @@ pub async fn submit(
             tracing::warn!(%error, "submitted event not acknowledged");
             ApiError::BrokerUnavailable
         })?;
-        // Record it now (the projector will find it a duplicate): a 202'd id never answers 404.
-        state.store.apply(&event).await.map_err(store_unavailable)?;
+        state
+            .documents
+            .put_document(&Document {
+                receipt_id,
+                tenant_id: caller.tenant.clone(),
+                content_type: submission.content_type,
+                bytes: submission.document.to_vec(),
+            })
+            .await
+            .map_err(store_unavailable)?;
         tracing::info!(receipt_type = %submission.receipt_type, replay, "receipt accepted");
     }
     let status_url = status_url(&state, receipt_id);
@@ -207,8 +215,10 @@ fn status_url(state: &AppState, id: ReceiptId) -> String {
     format!("{}/v1/receipts/{id}", state.public_url)
 }
 
-pub(crate) fn store_unavailable(error: receipts_store::Error) -> ApiError {
-    tracing::warn!(%error, "status store error");
+/// A store that failed: the client may retry. (Also for the core's errors, which wrap the
+/// store's.)
+pub(crate) fn store_unavailable(error: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(%error, "store error");
     ApiError::StoreUnavailable
 }
 
@@ -254,7 +264,7 @@ impl ReceiptView {
             status: record.status,
             receipt_type: record.receipt_type,
             content_type: record.content_type,
-            callback_url: record.callback_url,
+            callback_url: record.callback_url.map(|url| url.as_str().to_owned()),
             received_at: record.received_at,
             updated_at: record.updated_at,
             reasons: record.reasons,
@@ -279,7 +289,7 @@ pub async fn receipt(
 ) -> Result<Json<ReceiptView>, ApiError> {
     let id = parse_id(&id)?;
     let record = state
-        .store
+        .receipts
         .receipt(&caller.tenant, id)
         .await
         .map_err(store_unavailable)?
@@ -296,7 +306,7 @@ pub async fn document(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let document = state
-        .store
+        .receipts
         .document(&caller.tenant, id)
         .await
         .map_err(store_unavailable)?

@@ -7,12 +7,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use receipts_core::DeliveryLog;
+use receipts_domain::event::now_millis;
 use receipts_domain::{
-    CallbackUrl, EndpointId, EventId, EventMeta, ReceiptId, WebhookEventType, WebhookRequested,
+    CallbackUrl, DeliveryAttempt, DeliveryStatus, Destination, Endpoint, EndpointId, EndpointPatch,
+    EventId, EventMeta, NewEndpoint, ReceiptId, StoredSecret, WebhookEventType, WebhookRequested,
     WebhookSecret,
-};
-use receipts_store::{
-    Delivery, DeliveryStatus, Endpoint, EndpointPatch, NewEndpoint, StoredSecret,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -160,7 +160,7 @@ fn events(raw: Option<Vec<String>>) -> Result<Option<Vec<WebhookEventType>>, Api
 }
 
 fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
-    EndpointId::parse(raw).ok_or(ApiError::EndpointNotFound)
+    EndpointId::parse(raw).map_err(|_| ApiError::EndpointNotFound)
 }
 
 /// `POST /v1/webhook-endpoints`: registers an endpoint; 201 with its id and signing secret.
@@ -180,16 +180,17 @@ pub async fn create_endpoint(
         events: events(request.events)?,
         secret: WebhookSecret::generate(),
     };
+    let secret = new.secret.clone();
     let endpoint = state
         .webhooks
-        .create_endpoint(&new)
+        .create_endpoint(new, now_millis())
         .await
         .map_err(store_unavailable)?;
     tracing::info!(endpoint_id = %endpoint.id, url = %endpoint.url, "webhook endpoint created");
     let location = format!("{}/v1/webhook-endpoints/{}", state.public_url, endpoint.id);
     let created = CreatedEndpoint {
         endpoint: endpoint.into(),
-        secret: new.secret,
+        secret,
     };
     Ok((
         StatusCode::CREATED,
@@ -253,7 +254,7 @@ pub async fn update_endpoint(
     };
     let endpoint = state
         .webhooks
-        .update_endpoint(&caller.tenant, id, &patch)
+        .update_endpoint(&caller.tenant, id, &patch, now_millis())
         .await
         .map_err(store_unavailable)?
         .ok_or(ApiError::EndpointNotFound)?;
@@ -298,10 +299,11 @@ pub async fn rotate_endpoint_secret(
     caller.require_write("rotating webhook secrets")?;
     let id = endpoint_id(&id)?;
     let secret = WebhookSecret::generate();
-    let until = Utc::now() + state.secret_grace;
+    let now = now_millis();
+    let until = now + state.secret_grace;
     state
         .webhooks
-        .rotate_endpoint_secret(&caller.tenant, id, secret.clone(), until)
+        .rotate_endpoint_secret(&caller.tenant, id, secret.clone(), until, now)
         .await
         .map_err(store_unavailable)?
         .ok_or(ApiError::EndpointNotFound)?;
@@ -349,7 +351,7 @@ pub async fn callback_secret(
     caller.require_write("reading webhook secrets")?;
     let secrets = state
         .webhooks
-        .callback_secrets(&caller.tenant, WebhookSecret::generate())
+        .callback_secrets(&caller.tenant, WebhookSecret::generate(), now_millis())
         .await
         .map_err(store_unavailable)?;
     Ok(Json(CallbackSecrets::from_stored(secrets)?))
@@ -361,19 +363,56 @@ pub async fn rotate_callback_secret(
     caller: Caller,
 ) -> Result<Json<CallbackSecrets>, ApiError> {
     caller.require_write("rotating webhook secrets")?;
-    let until = Utc::now() + state.secret_grace;
+    let now = now_millis();
+    let until = now + state.secret_grace;
     let secrets = state
         .webhooks
-        .rotate_callback_secret(&caller.tenant, WebhookSecret::generate(), until)
+        .rotate_callback_secret(&caller.tenant, WebhookSecret::generate(), until, now)
         .await
         .map_err(store_unavailable)?;
     tracing::info!("callback secret rotated");
     Ok(Json(CallbackSecrets::from_stored(secrets)?))
 }
 
+/// A delivery as tenants see it: the message, its state and every attempt.
+#[derive(Debug, Serialize)]
+pub struct DeliveryView {
+    /// The `webhook-id` (stable for every attempt).
+    pub id: String,
+    pub receipt_id: ReceiptId,
+    pub destination: Destination,
+    pub url: String,
+    pub event_type: WebhookEventType,
+    pub status: DeliveryStatus,
+    /// Why it failed for good (when `failed`).
+    pub failure_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// In attempt order.
+    pub attempts: Vec<DeliveryAttempt>,
+}
+
+impl From<DeliveryLog> for DeliveryView {
+    fn from(log: DeliveryLog) -> Self {
+        let d = log.delivery;
+        Self {
+            id: d.id,
+            receipt_id: d.receipt_id,
+            destination: d.destination,
+            url: d.url,
+            event_type: d.event_type,
+            status: d.status,
+            failure_reason: d.failure_reason,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+            attempts: log.attempts,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct DeliveryList {
-    pub deliveries: Vec<Delivery>,
+    pub deliveries: Vec<DeliveryView>,
 }
 
 fn receipt_id(raw: &str) -> Result<ReceiptId, ApiError> {
@@ -389,7 +428,7 @@ pub async fn deliveries(
 ) -> Result<Json<DeliveryList>, ApiError> {
     let id = receipt_id(&id)?;
     state
-        .store
+        .receipts
         .tenant_of(id)
         .await
         .map_err(store_unavailable)?
@@ -400,11 +439,17 @@ pub async fn deliveries(
         .deliveries(&caller.tenant, id)
         .await
         .map_err(store_unavailable)?;
-    Ok(Json(DeliveryList { deliveries }))
+    Ok(Json(DeliveryList {
+        deliveries: deliveries.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// `POST /v1/receipts/{id}/deliveries/{delivery}/retry`: sends a delivered or failed message
-/// again (same `webhook-id`, new attempts); 202 with the delivery, pending.
+/// again (same `webhook-id`, a new series of attempts); 202 with the delivery, pending.
+///
+/// The message is queued first and the reopening recorded second: a message of a newer series
+/// than the log knows is sent anyway, so when recording fails nothing is left pending without a
+/// message to deliver it, and when queueing fails nothing has changed.
 pub async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,
@@ -412,35 +457,26 @@ pub async fn redeliver(
 ) -> Result<Response, ApiError> {
     caller.require_write("redelivering webhooks")?;
     let id = receipt_id(&id)?;
-    let delivery = state
+    let log = state
         .webhooks
         .delivery(&caller.tenant, &delivery_id)
         .await
         .map_err(store_unavailable)?
-        .filter(|d| d.receipt_id == id)
+        .filter(|log| log.delivery.receipt_id == id)
         .ok_or(ApiError::DeliveryNotFound)?;
+    let delivery = &log.delivery;
     if delivery.status == DeliveryStatus::Pending {
         return Err(ApiError::DeliveryPending);
     }
-    let next_attempt = delivery
-        .attempts
-        .iter()
-        .map(|a| a.number)
-        .max()
-        .unwrap_or(0)
-        + 1;
-    state
-        .webhooks
-        .reopen_delivery(&delivery.id)
-        .await
-        .map_err(store_unavailable)?;
+    let series = delivery.next_series(&log.attempts);
+    let now = now_millis();
     let message = WebhookRequested {
         meta: EventMeta {
             event_id: EventId::new(),
             receipt_id: id,
             tenant_id: caller.tenant.clone(),
-            occurred_at: receipts_domain::event::now_millis(),
-            attempt: next_attempt,
+            occurred_at: now,
+            attempt: series,
         },
         delivery_id: delivery.id.clone(),
         destination: delivery.destination.clone(),
@@ -448,24 +484,38 @@ pub async fn redeliver(
         event_type: delivery.event_type,
         payload: delivery.payload.clone(),
     };
-    if let Err(error) = state.producer.publish(&message.into()).await {
-        tracing::warn!(%error, webhook_id = %delivery.id, "redelivery not queued");
-        // Put it back as it was (failed), so that the redelivery can be asked for again.
-        let reason = delivery
-            .failure_reason
-            .clone()
-            .unwrap_or_else(|| "a redelivery could not be queued".to_owned());
-        let _ = state.webhooks.fail_delivery(&delivery.id, &reason).await;
-        return Err(ApiError::BrokerUnavailable);
-    }
-    tracing::info!(webhook_id = %delivery.id, next_attempt, "redelivery queued");
-    let reopened = state
-        .webhooks
-        .delivery(&caller.tenant, &delivery.id)
+    state
+        .producer
+        .publish(&message.into())
         .await
-        .map_err(store_unavailable)?
-        .ok_or(ApiError::DeliveryNotFound)?;
-    Ok((StatusCode::ACCEPTED, Json(reopened)).into_response())
+        .map_err(|error| {
+            tracing::warn!(%error, webhook_id = %delivery.id, "redelivery not queued");
+            ApiError::BrokerUnavailable
+        })?;
+    tracing::info!(webhook_id = %delivery.id, series, "redelivery queued");
+    let reopened = match state
+        .webhooks
+        .reopen_delivery(&delivery.id, series, now)
+        .await
+    {
+        Ok(Some(reopened)) => reopened,
+        Ok(None) => return Err(ApiError::DeliveryNotFound),
+        Err(error) => {
+            // The queued message starts the new series whatever the log says; answer with what
+            // the log will say once its first attempt is recorded.
+            tracing::warn!(%error, webhook_id = %delivery.id, series, "redelivery queued, but its reopening was not recorded");
+            let mut reopened = delivery.clone();
+            reopened
+                .reopen(series, now)
+                .map_err(|_| ApiError::DeliveryPending)?;
+            reopened
+        }
+    };
+    let view = DeliveryView::from(DeliveryLog {
+        delivery: reopened,
+        attempts: log.attempts,
+    });
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use receipts_domain::Secret;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -64,20 +65,11 @@ pub struct MockConfig {
 }
 
 /// A callback endpoint and the secret callbacks to it are signed with.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackTarget {
     pub url: Url,
-    pub secret: String,
-}
-
-impl fmt::Debug for CallbackTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallbackTarget")
-            .field("url", &self.url.as_str())
-            .field("secret", &"<redacted>")
-            .finish()
-    }
+    pub secret: Secret,
 }
 
 impl MockConfig {
@@ -207,7 +199,12 @@ impl Faults {
             if !matches!(url.scheme(), "http" | "https") {
                 return Err("async.callback_url must be an http or https URL".into());
             }
-            if self.async_mode.secret.as_deref().is_none_or(str::is_empty) {
+            if self
+                .async_mode
+                .secret
+                .as_ref()
+                .is_none_or(|s| s.expose().is_empty())
+            {
                 return Err("async.secret is required when async.callback_url is set".into());
             }
         }
@@ -330,7 +327,7 @@ impl RejectRule {
 
 /// Asynchronous mode: registrations answer 202, complete after `delay_ms`, then the result is
 /// POSTed to `callback_url` signed with `secret` (no callback when `callback_url` is unset).
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AsyncMode {
     pub enabled: bool,
@@ -338,7 +335,7 @@ pub struct AsyncMode {
     pub callback_url: Option<Url>,
     /// HMAC-SHA256 key for callback signatures (a test secret: it is shown by
     /// `GET /admin/faults`, but never by `Debug`).
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
 }
 
 impl Default for AsyncMode {
@@ -349,17 +346,6 @@ impl Default for AsyncMode {
             callback_url: None,
             secret: None,
         }
-    }
-}
-
-impl fmt::Debug for AsyncMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsyncMode")
-            .field("enabled", &self.enabled)
-            .field("delay_ms", &self.delay_ms)
-            .field("callback_url", &self.callback_url.as_ref().map(Url::as_str))
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .finish()
     }
 }
 
@@ -466,7 +452,7 @@ mod tests {
     #[test]
     fn debug_hides_the_secret() {
         let mode = AsyncMode {
-            secret: Some("hunter2".into()),
+            secret: Some(Secret::new("hunter2")),
             ..AsyncMode::default()
         };
         assert!(!format!("{mode:?}").contains("hunter2"));

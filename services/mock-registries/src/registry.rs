@@ -595,7 +595,8 @@ impl App {
                     .map(|t| (t.url.clone(), t.secret.clone())),
             };
             if let Some((url, secret)) = target {
-                app.deliver_callback(&url, &secret, &record, &cancel).await;
+                app.deliver_callback(&url, secret.expose(), &record, &cancel)
+                    .await;
             }
         });
     }

@@ -3,8 +3,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use receipts_domain::TenantId;
-use receipts_store::{ApiClient, ApiKey, ClientId, ClientStore, NewClient, Scope, api_key};
+use receipts_domain::event::now_millis;
+use receipts_domain::{ApiClient, ApiKey, Scope, TenantId};
+use receipts_store::ClientStore;
 
 /// A created client and its key, which is shown only this once.
 pub struct Created {
@@ -20,14 +21,7 @@ pub async fn create(
 ) -> receipts_store::Result<Created> {
     let key = ApiKey::generate();
     let client = store
-        .create_client(&NewClient {
-            id: ClientId::new(),
-            tenant_id: tenant,
-            scope,
-            key_hash: key.hash(),
-            key_prefix: key.display_prefix(),
-            label,
-        })
+        .create_client(&key.new_client(tenant, scope, label), now_millis())
         .await?;
     Ok(Created { client, key })
 }
@@ -46,7 +40,7 @@ pub enum DevKey {
 pub async fn ensure_dev_key(store: &dyn ClientStore, file: &Path) -> anyhow::Result<DevKey> {
     if let Ok(existing) = std::fs::read_to_string(file) {
         let key = existing.trim();
-        if let Some(client) = store.client_by_key_hash(&api_key::hash_key(key)).await?
+        if let Some(client) = store.client_by_key_hash(&ApiKey::hash_of(key)).await?
             && client.is_active()
         {
             return Ok(DevKey::Existing);

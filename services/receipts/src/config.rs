@@ -8,12 +8,13 @@ use mock_registries::MocksConfig;
 use receipts_avro::SchemaRegistryConfig;
 use receipts_domain::StatusPolicy;
 use receipts_kafka::{KafkaConfig, RetryPolicy};
-use receipts_registrar::RegistrarConfig;
 use receipts_registries::RegistryConfig;
 use receipts_runtime::{LogFormat, TelemetryConfig};
-use receipts_store::SqliteConfig;
+use receipts_store::StoreConfig;
+use receipts_webhooks::WebhookConfig;
+use registrar::RegistrarConfig;
 use serde::{Deserialize, Serialize};
-use webhook_dispatcher::{DispatcherConfig, WebhookConfig};
+use webhook_dispatcher::DispatcherConfig;
 
 /// What `receipts up` starts in-process besides the services.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,7 +65,7 @@ pub struct PlatformConfig {
     pub webhooks: WebhookConfig,
     pub kafka: KafkaConfig,
     pub schema_registry: SchemaRegistryConfig,
-    pub store: SqliteConfig,
+    pub store: StoreConfig,
     pub telemetry: TelemetryConfig,
 }
 
@@ -100,7 +101,7 @@ impl Default for PlatformConfig {
                 ..KafkaConfig::default()
             },
             schema_registry: SchemaRegistryConfig::default(),
-            store: SqliteConfig::default(),
+            store: StoreConfig::default(),
             telemetry: TelemetryConfig {
                 log_format: LogFormat::Pretty,
                 ..TelemetryConfig::default()
@@ -115,7 +116,7 @@ impl PlatformConfig {
         self.embedded.broker_storage = dir.join("broker.db");
         self.embedded.schema_registry_storage = dir.join("schema-registry.json");
         self.embedded.dev_api_key_file = dir.join("dev-api-key");
-        self.store.path = dir.join("receipts.db");
+        self.store.url = StoreConfig::sqlite(dir.join("receipts.db")).url;
         self.mocks.tax.state_file = Some(dir.join("mock-tax.jsonl"));
         self.mocks.logistics.state_file = Some(dir.join("mock-logistics.jsonl"));
         self
@@ -148,7 +149,6 @@ impl PlatformConfig {
                 .iter()
                 .filter_map(|r| r.callbacks().map(|c| (r.name.clone(), c)))
                 .collect(),
-            status: self.status.clone(),
             kafka: self.kafka.clone(),
             schema_registry: self.schema_registry.clone(),
             store: self.store.clone(),

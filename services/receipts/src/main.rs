@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use receipts::clients;
 use receipts::{Platform, PlatformConfig};
-use receipts_domain::{ReceiptType, StatusPolicy, TenantId};
+use receipts_domain::event::now_millis;
+use receipts_domain::{ClientId, ReceiptType, Scope, TenantId};
 use receipts_runtime::{load_config, shutdown_on_signal, telemetry};
-use receipts_store::{ClientId, ClientStore, Scope, SqliteStore};
+use receipts_store::Stores;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -200,8 +201,7 @@ fn sample(receipt_type: &str, invalid: bool, seed: Option<u64>) -> anyhow::Resul
 }
 
 async fn clients_command(config: PlatformConfig, command: ClientsCommand) -> anyhow::Result<()> {
-    // Clients only: the status policy plays no part.
-    let store = SqliteStore::open(&config.store, StatusPolicy::default()).await?;
+    let store = Stores::open(&config.store).await?.clients;
     match command {
         ClientsCommand::Create {
             tenant,
@@ -210,7 +210,7 @@ async fn clients_command(config: PlatformConfig, command: ClientsCommand) -> any
         } => {
             let tenant = TenantId::parse(&tenant)?;
             let scope: Scope = scope.parse().map_err(anyhow::Error::msg)?;
-            let created = clients::create(&store, tenant, scope, label).await?;
+            let created = clients::create(store.as_ref(), tenant, scope, label).await?;
             println!("client  {}", created.client.id);
             println!("tenant  {}", created.client.tenant_id);
             println!("scope   {}", created.client.scope);
@@ -223,7 +223,7 @@ async fn clients_command(config: PlatformConfig, command: ClientsCommand) -> any
                 "{:<36}  {:<16}  {:<10}  {:<10}  {:<7}  label",
                 "id", "tenant", "scope", "key", "status"
             );
-            for c in store.list_clients(tenant.as_ref()).await? {
+            for c in store.clients(tenant.as_ref()).await? {
                 let status = if c.is_active() { "active" } else { "revoked" };
                 let label = c.label.as_deref().unwrap_or("");
                 println!(
@@ -233,7 +233,7 @@ async fn clients_command(config: PlatformConfig, command: ClientsCommand) -> any
             }
         }
         ClientsCommand::Revoke { id } => {
-            if store.revoke_client(id).await? {
+            if store.revoke_client(id, now_millis()).await? {
                 println!("revoked {id}");
             } else {
                 anyhow::bail!("no active client {id}");

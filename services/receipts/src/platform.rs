@@ -1,18 +1,16 @@
 //! Starting and stopping everything `receipts up` runs.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ingest_gateway::Stores;
 use mock_registries::{CallbackTarget, MockConfig, RegistryKind, RunningMock};
+use receipts_domain::Secret;
 use receipts_domain::Topic;
 use receipts_embedded_broker::{BrokerConfig, EmbeddedBroker};
 use receipts_kafka::{TopicNames, TopicSpec, ensure_topics};
 use receipts_registries::{AdapterKind, RegistryConfig};
-use receipts_runtime::Secret;
 use receipts_schema_registry::SchemaRegistry;
-use receipts_store::SqliteStore;
+use receipts_store::Stores;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -60,7 +58,7 @@ pub struct Platform {
     pub gateway_addr: SocketAddr,
     /// The development key, if this start created it.
     pub new_dev_key: Option<String>,
-    pub store: Arc<SqliteStore>,
+    pub stores: Stores,
     /// The embedded mock registries: (registry name, base URL).
     pub mocks: Vec<(String, String)>,
     shutdown: CancellationToken,
@@ -106,9 +104,10 @@ impl Platform {
             None
         };
 
-        let store = Arc::new(SqliteStore::open(&config.store, config.status.clone()).await?);
+        let stores = Stores::open(&config.store).await?;
         let new_dev_key =
-            match ensure_dev_key(store.as_ref(), &config.embedded.dev_api_key_file).await? {
+            match ensure_dev_key(stores.clients.as_ref(), &config.embedded.dev_api_key_file).await?
+            {
                 DevKey::Created(key) => Some(key),
                 DevKey::Existing => None,
             };
@@ -164,19 +163,18 @@ impl Platform {
                     .map_err(|e| e.to_string()),
             )
         });
-        let (projector, token, projector_store) =
-            (config.projector(), shutdown.clone(), store.clone());
+        let (projector, token, projector_stores) =
+            (config.projector(), shutdown.clone(), stores.clone());
         services.spawn(async move {
-            let result = status_projector::run(projector, projector_store, token).await;
+            let result = status_projector::run(projector, projector_stores, token).await;
             (
                 "status-projector".to_owned(),
                 result.map_err(|e| e.to_string()),
             )
         });
-        let (gateway, token, gateway_store) = (config.gateway(), shutdown.clone(), store.clone());
+        let (gateway, token, gateway_stores) = (config.gateway(), shutdown.clone(), stores.clone());
         services.spawn(async move {
-            let result =
-                ingest_gateway::run(gateway, Stores::all(gateway_store), listener, token).await;
+            let result = ingest_gateway::run(gateway, gateway_stores, listener, token).await;
             (
                 "ingest-gateway".to_owned(),
                 result.map_err(|e| e.to_string()),
@@ -187,9 +185,9 @@ impl Platform {
             .webhooks
             .public_url
             .get_or_insert_with(|| public_url.clone());
-        let (token, dispatcher_store) = (shutdown.clone(), store.clone());
+        let (token, dispatcher_stores) = (shutdown.clone(), stores.clone());
         services.spawn(async move {
-            let result = webhook_dispatcher::run(dispatcher, dispatcher_store, token).await;
+            let result = webhook_dispatcher::run(dispatcher, dispatcher_stores, token).await;
             (
                 webhook_dispatcher::SERVICE.to_owned(),
                 result.map_err(|e| e.to_string()),
@@ -198,10 +196,10 @@ impl Platform {
         for registry in &config.registries {
             let (registrar, token) = (config.registrar(registry), shutdown.clone());
             services.spawn(async move {
-                let name = registrar.service();
+                let name = registrar::service_name(&registrar.registry.name);
                 (
                     name,
-                    receipts_registrar::run(registrar, token)
+                    registrar::run(registrar, token)
                         .await
                         .map_err(|e| e.to_string()),
                 )
@@ -211,7 +209,7 @@ impl Platform {
         Ok(Self {
             gateway_addr,
             new_dev_key,
-            store,
+            stores,
             mocks,
             shutdown,
             services,
@@ -317,8 +315,8 @@ async fn start_mock(
     let secret = registry
         .callback_secrets
         .last()
-        .map(|s| s.expose().to_owned())
-        .unwrap_or_default();
+        .cloned()
+        .unwrap_or_else(|| Secret::new(""));
     let url = gateway
         .join(&format!("v1/registries/{}/callbacks", registry.name))
         .map_err(|e| PlatformError::Config(e.to_string()))?;

@@ -1,105 +1,89 @@
-//! status-projector: folds every receipt event into the status store (the receipt state
-//! machine of ARCHITECTURE.md section 4) and announces every status change on
-//! `receipts.status-changed`. Applying is idempotent and version-guarded in the store, so
-//! redelivered, late and out-of-order events are harmless.
+//! status-projector: applies every receipt event to its receipt record (the receipt state
+//! machine of ARCHITECTURE.md section 4, a domain rule) and announces every status change on
+//! `receipts.status-changed`. It is the only writer of receipt records.
 //!
-//! A status change is published after the event is applied and before the event's offset is
-//! stored. A crash in between means a redelivery, which the store reports as a duplicate carrying
-//! the transition recorded the first time: the change is published then. Its id is derived from
-//! the event that caused it, so a re-publication is the same event, deduplicated downstream.
+//! Every status the receipt's timeline shows is announced once it first shows it (one event can
+//! reveal several when events arrive out of order). Announcements are published after the
+//! record is stored and before the event's offset is stored. A crash in between means a
+//! redelivery, which finds the event applied: if the receipt's status rests on that event, every
+//! status of its timeline is announced again. Announcements of one status of one receipt share
+//! one event id, so a repeated announcement is the same event downstream.
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
-
-use receipts_avro::{EventCodec, SchemaRegistryConfig};
-use receipts_domain::{
-    CallbackUrl, EventMeta, ReceiptEvent, StatusChanged, StatusPolicy, Topic, Transition,
-};
-use receipts_kafka::{
-    ConsumerSpec, EventHandler, EventProducer, HandlerError, KafkaConfig, MessageContext,
-    TopicNames, TopicSpec, ensure_topics, run_consumer,
-};
+use receipts_avro::SchemaRegistryConfig;
+use receipts_core::{Projected, Projector};
+use receipts_domain::event::now_millis;
+use receipts_domain::{ReceiptEvent, StatusChanged, StatusPolicy, Topic};
+use receipts_kafka::{EventHandler, EventProducer, HandlerError, KafkaConfig, MessageContext};
 use receipts_runtime::TelemetryConfig;
-use receipts_store::{Applied, SqliteConfig, StatusStore};
+use receipts_service::{Consumer, ConsumerService, ServiceConfig};
+use receipts_store::{StoreConfig, Stores};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 pub const SERVICE: &str = "status-projector";
-
-/// The step name status-change event ids are derived with.
-const STATUS_CHANGED_STEP: &str = "status-changed";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProjectorConfig {
     pub kafka: KafkaConfig,
     pub schema_registry: SchemaRegistryConfig,
-    pub store: SqliteConfig,
+    pub store: StoreConfig,
     pub telemetry: TelemetryConfig,
-    /// Which registries ACCEPTED needs; also which registries' topics are consumed. The store
-    /// handed to [`run`] must have been opened with the same policy.
+    /// Which registries ACCEPTED needs; also which registries' topics are consumed.
     pub status: StatusPolicy,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Kafka(#[from] receipts_kafka::Error),
-    #[error(transparent)]
-    Codec(#[from] receipts_avro::Error),
-    #[error(transparent)]
-    Store(#[from] receipts_store::Error),
+impl ServiceConfig for ProjectorConfig {
+    fn service(&self) -> String {
+        SERVICE.into()
+    }
+
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
 }
 
 /// Runs the projector until `shutdown` is cancelled.
 pub async fn run(
     config: ProjectorConfig,
-    store: Arc<dyn StatusStore>,
+    stores: Stores,
     shutdown: CancellationToken,
-) -> Result<(), Error> {
-    let names = TopicNames::new(&config.kafka);
-    let consumed: Vec<String> = Topic::receipt_topics(&config.status.registries())
-        .iter()
-        .map(|t| names.of(t))
-        .collect();
-    let specs: Vec<TopicSpec> = consumed
-        .iter()
-        .cloned()
-        .chain([names.of(&Topic::StatusChanged)])
-        .map(|t| TopicSpec::new(&config.kafka, t))
-        .collect();
-    ensure_topics(&config.kafka, &specs).await?;
-    let codec = Arc::new(EventCodec::new(&config.schema_registry)?);
-    let producer = EventProducer::new(&config.kafka, SERVICE, codec)?;
-    producer.register_schemas(&[Topic::StatusChanged]).await?;
-    tracing::info!(
-        required_registries = ?config.status.required_registries,
-        topics = ?consumed,
-        "projecting receipt events"
-    );
-    let spec = ConsumerSpec::new(SERVICE, consumed);
-    let projector = Projector {
-        store,
-        producer: producer.clone(),
+) -> Result<(), receipts_service::Error> {
+    let topics = Topic::receipt_topics(&config.status.registries());
+    let service = ConsumerService::new(SERVICE, &config.kafka, &config.schema_registry)
+        .consumes(topics.clone())
+        .produces([Topic::StatusChanged])
+        .connect()
+        .await?;
+    tracing::info!(required_registries = ?config.status.required_registries, "projecting receipt events");
+    let handler = Handler {
+        projector: Projector::new(stores.receipts, config.status),
+        producer: service.producer().clone(),
     };
-    run_consumer(config.kafka, spec, producer, Arc::new(projector), shutdown).await?;
-    Ok(())
+    service
+        .run(Consumer::new(SERVICE, topics), handler, shutdown)
+        .await
 }
 
-struct Projector {
-    store: Arc<dyn StatusStore>,
+struct Handler {
+    projector: Projector,
     producer: EventProducer,
 }
 
-impl EventHandler for Projector {
+impl EventHandler for Handler {
     async fn handle(
         &self,
         event: ReceiptEvent,
         _context: &MessageContext,
     ) -> Result<(), HandlerError> {
         let meta = event.meta();
-        let transition = match self.store.apply(&event).await {
-            Ok(Applied::Applied(transition)) => {
+        let announcements = match self.projector.apply(&event, now_millis()).await? {
+            Projected::Applied {
+                record,
+                transition,
+                changes,
+            } => {
                 tracing::info!(
                     receipt_id = %meta.receipt_id,
                     event_id = %meta.event_id,
@@ -108,96 +92,41 @@ impl EventHandler for Projector {
                     to = %transition.to,
                     "event applied"
                 );
-                transition
+                changes
+                    .into_iter()
+                    .map(|change| record.announcement(change))
+                    .collect()
             }
-            Ok(Applied::Duplicate(transition)) => {
-                tracing::debug!(
-                    receipt_id = %meta.receipt_id,
-                    event_id = %meta.event_id,
-                    event = %event.kind(),
-                    from = %transition.from,
-                    to = %transition.to,
-                    "duplicate event"
-                );
-                transition
+            Projected::AlreadyApplied { record } => {
+                tracing::debug!(receipt_id = %meta.receipt_id, event_id = %meta.event_id, "event applied before");
+                // The first time round may have crashed before announcing: if the receipt's
+                // status rests on this event, announce every status its timeline shows again
+                // (the same events, by id).
+                match event.fact() {
+                    Some(fact) if record.status_rests_on(&fact) => record
+                        .changes_since(None)
+                        .into_iter()
+                        .map(|change| record.announcement(change))
+                        .collect(),
+                    _ => Vec::new(),
+                }
             }
-            Ok(Applied::Ignored) => {
-                tracing::debug!(
-                    receipt_id = %meta.receipt_id,
-                    event_id = %meta.event_id,
-                    event = %event.kind(),
-                    "event states no fact, ignored"
-                );
-                return Ok(());
-            }
-            // An event naming another tenant than its receipt's can never be applied.
-            Err(error @ receipts_store::Error::TenantMismatch { .. }) => {
-                return Err(HandlerError::Poison(error.to_string()));
-            }
-            Err(error) => return Err(HandlerError::Transient(error.to_string())),
+            Projected::Ignored => Vec::new(),
         };
-        if transition.changed() {
-            self.publish_status_change(&event, transition).await?;
+        for change in announcements {
+            self.announce(change).await?;
         }
         Ok(())
     }
 }
 
-impl Projector {
-    /// Publishes the change `event` caused, with what the receipt looks like now, and waits for
-    /// the broker's acknowledgement.
-    async fn publish_status_change(
-        &self,
-        event: &ReceiptEvent,
-        transition: Transition,
-    ) -> Result<(), HandlerError> {
-        let meta = event.meta();
-        let record = self
-            .store
-            .receipt(&meta.tenant_id, meta.receipt_id)
-            .await
-            .map_err(|error| HandlerError::Transient(error.to_string()))?
-            .ok_or_else(|| {
-                HandlerError::Transient(format!(
-                    "receipt {} not found right after applying its event",
-                    meta.receipt_id
-                ))
-            })?;
-        let callback_url = match record.callback_url.as_deref().map(CallbackUrl::parse) {
-            None => None,
-            Some(Ok(url)) => Some(url),
-            // Stored from a parsed URL, so this cannot happen short of corruption; the change is
-            // still worth announcing.
-            Some(Err(error)) => {
-                tracing::warn!(receipt_id = %meta.receipt_id, %error, "stored callback URL does not parse; announced without it");
-                None
-            }
-        };
-        let changed = StatusChanged {
-            meta: EventMeta::derived(meta, STATUS_CHANGED_STEP),
-            from: transition.from,
-            to: transition.to,
-            receipt_type: record.receipt_type.unwrap_or_default(),
-            callback_url,
-            reasons: record.reasons,
-            registrations: record.registrations,
-            failures: record.failures,
-        };
-        let status_event_id = changed.meta.event_id;
-        self.producer
-            .publish(&changed.into())
-            .await
-            .map_err(|error| HandlerError::Transient(error.to_string()))?;
-        tracing::info!(
-            receipt_id = %meta.receipt_id,
-            tenant_id = %meta.tenant_id,
-            cause_event_id = %meta.event_id,
-            event = %event.kind(),
-            status_event_id = %status_event_id,
-            from = %transition.from,
-            to = %transition.to,
-            "status changed"
-        );
+impl Handler {
+    /// Publishes a status change and waits for the broker's acknowledgement.
+    async fn announce(&self, change: StatusChanged) -> Result<(), HandlerError> {
+        let (receipt_id, from, to) = (change.meta.receipt_id, change.from, change.to);
+        let event_id = change.meta.event_id;
+        self.producer.publish(&change.into()).await?;
+        tracing::info!(%receipt_id, %event_id, %from, %to, "status changed");
         Ok(())
     }
 }

@@ -3,17 +3,13 @@
 //! (with every reason).
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
-
-use receipts_avro::{EventCodec, SchemaRegistryConfig};
+use receipts_avro::SchemaRegistryConfig;
 use receipts_domain::{
     EventMeta, Reason, ReceiptEvent, ReceiptType, Rejected, Submitted, Topic, Validated,
 };
-use receipts_kafka::{
-    ConsumerSpec, EventHandler, EventProducer, HandlerError, KafkaConfig, MessageContext,
-    TopicNames, TopicSpec, ensure_topics, run_consumer,
-};
+use receipts_kafka::{EventHandler, EventProducer, HandlerError, KafkaConfig, MessageContext};
 use receipts_runtime::TelemetryConfig;
+use receipts_service::{Consumer, ConsumerService, ServiceConfig};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -28,33 +24,36 @@ pub struct ValidatorConfig {
     pub telemetry: TelemetryConfig,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Kafka(#[from] receipts_kafka::Error),
-    #[error(transparent)]
-    Codec(#[from] receipts_avro::Error),
+impl ServiceConfig for ValidatorConfig {
+    fn service(&self) -> String {
+        SERVICE.into()
+    }
+
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
 }
 
 /// Runs the validator until `shutdown` is cancelled.
-pub async fn run(config: ValidatorConfig, shutdown: CancellationToken) -> Result<(), Error> {
-    let topics = TopicNames::new(&config.kafka);
-    let produced = [Topic::Validated, Topic::Rejected];
-    let specs: Vec<TopicSpec> = produced
-        .iter()
-        .chain([&Topic::Submitted])
-        .map(|t| TopicSpec::new(&config.kafka, topics.of(t)))
-        .collect();
-    ensure_topics(&config.kafka, &specs).await?;
-    let codec = Arc::new(EventCodec::new(&config.schema_registry)?);
-    let producer = EventProducer::new(&config.kafka, SERVICE, codec)?;
-    producer.register_schemas(&produced).await?;
-    let spec = ConsumerSpec::new(SERVICE, vec![topics.of(&Topic::Submitted)]);
-    let handler = Arc::new(Validator {
-        producer: producer.clone(),
-    });
-    run_consumer(config.kafka, spec, producer, handler, shutdown).await?;
-    Ok(())
+pub async fn run(
+    config: ValidatorConfig,
+    shutdown: CancellationToken,
+) -> Result<(), receipts_service::Error> {
+    let service = ConsumerService::new(SERVICE, &config.kafka, &config.schema_registry)
+        .consumes([Topic::Submitted])
+        .produces([Topic::Validated, Topic::Rejected])
+        .connect()
+        .await?;
+    let handler = Validator {
+        producer: service.producer().clone(),
+    };
+    service
+        .run(
+            Consumer::new(SERVICE, [Topic::Submitted]),
+            handler,
+            shutdown,
+        )
+        .await
 }
 
 struct Validator {
@@ -83,10 +82,7 @@ impl EventHandler for Validator {
             ),
             _ => {}
         }
-        self.producer
-            .publish(&outcome)
-            .await
-            .map_err(|e| HandlerError::Transient(e.to_string()))?;
+        self.producer.publish(&outcome).await?;
         Ok(())
     }
 }

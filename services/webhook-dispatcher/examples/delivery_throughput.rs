@@ -12,21 +12,23 @@
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use clap::Parser;
+use receipts_core::Webhooks;
+use receipts_domain::event::now_millis;
 use receipts_domain::{
-    EndpointId, EventMeta, ReceiptEvent, ReceiptId, Status, StatusChanged, StatusPolicy, TenantId,
-    Topic, WebhookSecret,
+    DeliveryStatus, EndpointId, EventMeta, NewEndpoint, ReceiptEvent, ReceiptId, Status,
+    StatusChanged, TenantId, Topic, WebhookSecret,
 };
 use receipts_kafka::{TopicNames, TopicSpec, ensure_topics};
-use receipts_store::{DeliveryStatus, NewEndpoint, SqliteConfig, SqliteStore, WebhookStore};
+use receipts_store::{SqliteOptions, SqliteStore, StoreConfig, Stores};
 use receipts_testkit::TestEnv;
 use receipts_testkit::receiver::Receiver;
+use receipts_webhooks::WebhookConfig;
 use tokio_util::sync::CancellationToken;
-use webhook_dispatcher::{DispatcherConfig, WebhookConfig};
+use webhook_dispatcher::DispatcherConfig;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -53,20 +55,23 @@ async fn main() -> anyhow::Result<()> {
     let tenant = TenantId::parse("load")?;
     let env = TestEnv::new();
     let db = env.dir.path().join("receipts.db");
-    let store =
-        Arc::new(SqliteStore::open(&SqliteConfig::new(&db), StatusPolicy::default()).await?);
+    let stores = Stores::of(SqliteStore::open(&db, &SqliteOptions::default()).await?);
+    let store = Webhooks::new(stores.endpoints.clone(), stores.deliveries.clone());
     let receiver = Receiver::ok().await;
 
     for _ in 0..args.endpoints {
         store
-            .create_endpoint(&NewEndpoint {
-                id: EndpointId::new(),
-                tenant_id: tenant.clone(),
-                url: receiver.url("/hooks"),
-                description: None,
-                events: None,
-                secret: WebhookSecret::generate(),
-            })
+            .create_endpoint(
+                NewEndpoint {
+                    id: EndpointId::new(),
+                    tenant_id: tenant.clone(),
+                    url: receiver.url("/hooks"),
+                    description: None,
+                    events: None,
+                    secret: WebhookSecret::generate(),
+                },
+                now_millis(),
+            )
             .await?;
     }
 
@@ -108,18 +113,13 @@ async fn main() -> anyhow::Result<()> {
     let config = DispatcherConfig {
         kafka: env.kafka.clone(),
         schema_registry: env.schema_registry.clone(),
-        store: SqliteConfig::new(&db),
+        store: StoreConfig::sqlite(&db),
         webhooks,
         ..DispatcherConfig::default()
     };
     let shutdown = CancellationToken::new();
-    let dispatcher_store: Arc<dyn WebhookStore> = store.clone();
     let started = Instant::now();
-    let dispatcher = tokio::spawn(webhook_dispatcher::run(
-        config,
-        dispatcher_store,
-        shutdown.clone(),
-    ));
+    let dispatcher = tokio::spawn(webhook_dispatcher::run(config, stores, shutdown.clone()));
 
     let mut first_request = None;
     while receiver.count() < expected {
@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
             let deliveries = store.deliveries(&tenant, *receipt).await?;
             let delivered = deliveries
                 .iter()
-                .filter(|d| d.status == DeliveryStatus::Delivered)
+                .filter(|d| d.delivery.status == DeliveryStatus::Delivered)
                 .count();
             if delivered == args.endpoints {
                 break;

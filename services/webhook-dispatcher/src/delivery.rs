@@ -7,21 +7,21 @@
 //! event) is produced: a crash in between sends it again, with the same `webhook-id`, and the
 //! log keeps one record per attempt number.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use receipts_core::Webhooks;
+use receipts_domain::event::now_millis;
 use receipts_domain::{
-    Destination, EventMeta, ReceiptEvent, WebhookFailed, WebhookRequested, WebhookSecret,
+    Delivery, DeliveryAttempt, Destination, EndpointHealth, EventMeta, NewDelivery, ReceiptEvent,
+    WebhookFailed, WebhookRequested, WebhookSecret,
 };
 use receipts_kafka::{EventHandler, EventProducer, HandlerError, MessageContext, RetryableFailure};
-use receipts_store::{DeliveryAttempt, DeliveryStatus, EndpointHealth, NewDelivery, WebhookStore};
 
-use crate::fanout::transient;
 use crate::limits::Limiter;
 use crate::sender::{Attempt, Outcome, Sender};
 
 pub(crate) struct Deliverer {
-    pub store: Arc<dyn WebhookStore>,
+    pub webhooks: Webhooks,
     pub producer: EventProducer,
     pub sender: Sender,
     pub limiter: Limiter,
@@ -42,12 +42,15 @@ impl Deliverer {
         message: &WebhookRequested,
         context: &MessageContext,
     ) -> Result<(), HandlerError> {
-        if !self.still_pending(message).await? {
+        // The series this message belongs to: the number its first attempt has.
+        let series = message.meta.attempt.max(1);
+        let delivery = self.logged(message).await?;
+        if !delivery.accepts(series) {
             return Ok(());
         }
         let target = match self.target(message).await? {
             Ok(target) => target,
-            Err(reason) => return self.give_up(message, &reason).await,
+            Err(reason) => return self.give_up(message, series, &reason).await,
         };
         let permit = self
             .limiter
@@ -58,37 +61,41 @@ impl Deliverer {
             .send(
                 &target.url,
                 &message.delivery_id,
-                &message.payload,
+                // As logged: every attempt and every copy of the message sends the same bytes.
+                &delivery.payload,
                 &target.secrets,
             )
             .await;
         drop(permit);
-        // A manual redelivery's message carries the number its series starts at.
-        let number = message.meta.attempt.saturating_sub(1) + context.attempt;
-        self.log_attempt(message, &target, number, &attempt).await?;
+        let number = series - 1 + context.attempt;
+        self.log_attempt(message, &target, series, number, &attempt)
+            .await?;
         let health = match (&message.destination, &attempt.outcome) {
             (Destination::Endpoint(id), Outcome::Delivered | Outcome::Failed { .. }) => Some(
-                self.store
+                self.webhooks
                     .record_endpoint_result(
                         *id,
                         attempt.outcome == Outcome::Delivered,
                         attempt.at,
                         self.disable_after,
+                        now_millis(),
                     )
-                    .await
-                    .map_err(transient)?,
+                    .await?,
             ),
             _ => None,
         };
         match attempt.outcome {
             Outcome::Delivered => Ok(()),
-            Outcome::Refused(reason) => self.give_up(message, &format!("refused: {reason}")).await,
+            Outcome::Refused(reason) => {
+                self.give_up(message, series, &format!("refused: {reason}"))
+                    .await
+            }
             Outcome::Failed { .. } if health == Some(EndpointHealth::DisabledNow) => {
                 let reason = format!(
                     "the endpoint was disabled: every delivery failed for {}",
                     humantime::format_duration(self.disable_after)
                 );
-                self.give_up(message, &reason).await
+                self.give_up(message, series, &reason).await
             }
             Outcome::Failed {
                 kind,
@@ -102,34 +109,29 @@ impl Deliverer {
         }
     }
 
-    /// Whether the delivery still waits to be made (a copy of a message already delivered, or
-    /// given up on, is dropped). A message whose delivery was never logged is logged now.
-    async fn still_pending(&self, message: &WebhookRequested) -> Result<bool, HandlerError> {
+    /// The message's delivery as logged; a message whose delivery was never logged is logged
+    /// now.
+    async fn logged(&self, message: &WebhookRequested) -> Result<Delivery, HandlerError> {
         let meta = &message.meta;
-        let logged = self
-            .store
-            .delivery(&meta.tenant_id, &message.delivery_id)
-            .await
-            .map_err(transient)?;
-        match logged {
-            Some(delivery) => Ok(delivery.status == DeliveryStatus::Pending),
-            None => {
-                self.store
-                    .record_delivery(&NewDelivery {
-                        id: message.delivery_id.clone(),
-                        tenant_id: meta.tenant_id.clone(),
-                        receipt_id: meta.receipt_id,
-                        destination: message.destination.clone(),
-                        url: message.url.clone(),
-                        event_type: message.event_type,
-                        payload: message.payload.clone(),
-                        created_at: meta.occurred_at,
-                    })
-                    .await
-                    .map_err(transient)?;
-                Ok(true)
-            }
-        }
+        Ok(
+            match self.webhooks.delivery_by_id(&message.delivery_id).await? {
+                Some(delivery) => delivery,
+                None => {
+                    self.webhooks
+                        .record_delivery(NewDelivery {
+                            id: message.delivery_id.clone(),
+                            tenant_id: meta.tenant_id.clone(),
+                            receipt_id: meta.receipt_id,
+                            destination: message.destination.clone(),
+                            url: message.url.clone(),
+                            event_type: message.event_type,
+                            payload: message.payload.clone(),
+                            created_at: meta.occurred_at,
+                        })
+                        .await?
+                }
+            },
+        )
     }
 
     /// The URL and secrets to use now: an endpoint's current ones (it may have moved or rotated
@@ -139,9 +141,10 @@ impl Deliverer {
         &self,
         message: &WebhookRequested,
     ) -> Result<Result<Target, String>, HandlerError> {
+        let now = now_millis();
         match &message.destination {
             Destination::Endpoint(id) => {
-                let endpoint = self.store.endpoint_by_id(*id).await.map_err(transient)?;
+                let endpoint = self.webhooks.endpoint_by_id(*id).await?;
                 Ok(match endpoint {
                     None => Err("the endpoint was deleted".to_owned()),
                     Some(e) if !e.enabled => Err(format!(
@@ -149,18 +152,17 @@ impl Deliverer {
                         e.disabled_reason.as_deref().unwrap_or("no reason given")
                     )),
                     Some(e) => Ok(Target {
+                        secrets: e.live_secrets(now).into_iter().map(|s| s.secret).collect(),
                         url: e.url,
-                        secrets: e.secrets.into_iter().map(|s| s.secret).collect(),
                         limit_key: id.to_string(),
                     }),
                 })
             }
             Destination::Callback => {
                 let secrets = self
-                    .store
-                    .callback_secrets(&message.meta.tenant_id, WebhookSecret::generate())
-                    .await
-                    .map_err(transient)?;
+                    .webhooks
+                    .callback_secrets(&message.meta.tenant_id, WebhookSecret::generate(), now)
+                    .await?;
                 Ok(Ok(Target {
                     url: message.url.clone(),
                     secrets: secrets.into_iter().map(|s| s.secret).collect(),
@@ -174,6 +176,7 @@ impl Deliverer {
         &self,
         message: &WebhookRequested,
         target: &Target,
+        series: u32,
         number: u32,
         attempt: &Attempt,
     ) -> Result<(), HandlerError> {
@@ -199,14 +202,19 @@ impl Deliverer {
             error: attempt.error().map(str::to_owned),
             succeeded,
         };
-        self.store
-            .record_attempt(&message.delivery_id, &logged)
-            .await
-            .map_err(transient)
+        self.webhooks
+            .record_attempt(&message.delivery_id, series, &logged, now_millis())
+            .await?;
+        Ok(())
     }
 
-    /// Marks the delivery failed for good and announces it.
-    async fn give_up(&self, message: &WebhookRequested, reason: &str) -> Result<(), HandlerError> {
+    /// Marks the delivery's series failed for good and announces it.
+    async fn give_up(
+        &self,
+        message: &WebhookRequested,
+        series: u32,
+        reason: &str,
+    ) -> Result<(), HandlerError> {
         tracing::warn!(
             receipt_id = %message.meta.receipt_id,
             webhook_id = %message.delivery_id,
@@ -214,10 +222,9 @@ impl Deliverer {
             reason,
             "webhook delivery failed"
         );
-        self.store
-            .fail_delivery(&message.delivery_id, reason)
-            .await
-            .map_err(transient)?;
+        self.webhooks
+            .fail_delivery(&message.delivery_id, series, reason, now_millis())
+            .await?;
         let failed = WebhookFailed {
             meta: EventMeta::derived(&message.meta, "webhook-failed"),
             delivery_id: message.delivery_id.clone(),
@@ -226,11 +233,8 @@ impl Deliverer {
             event_type: message.event_type,
             reason: reason.to_owned(),
         };
-        self.producer
-            .publish(&failed.into())
-            .await
-            .map(drop)
-            .map_err(transient)
+        self.producer.publish(&failed.into()).await?;
+        Ok(())
     }
 }
 
@@ -266,7 +270,8 @@ impl EventHandler for Deliverer {
             "gave up after {} attempts; last failure ({}): {}",
             context.attempt, last.kind, last.message
         );
-        self.give_up(&message, &reason).await
+        self.give_up(&message, message.meta.attempt.max(1), &reason)
+            .await
     }
 }
 

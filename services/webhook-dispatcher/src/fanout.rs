@@ -4,20 +4,18 @@
 //! (the message id derives from the status change and the destination), so handling the same
 //! change twice after a crash produces the same messages, which the delivery side sends once.
 
-use std::sync::Arc;
-
+use receipts_core::Webhooks;
 use receipts_domain::{
-    Destination, EventMeta, ReceiptEvent, StatusChanged, WebhookEventType, WebhookRequested,
-    webhook_id,
+    Destination, Endpoint, EventMeta, NewDelivery, ReceiptEvent, StatusChanged, WebhookEventType,
+    WebhookRequested, webhook_id,
 };
 use receipts_kafka::{EventHandler, EventProducer, HandlerError, MessageContext};
-use receipts_store::{NewDelivery, WebhookStore};
 use url::Url;
 
 use crate::payload;
 
 pub(crate) struct Fanout {
-    pub store: Arc<dyn WebhookStore>,
+    pub webhooks: Webhooks,
     pub producer: EventProducer,
     pub public_url: Option<Url>,
 }
@@ -26,7 +24,7 @@ pub(crate) struct Fanout {
 fn destinations(
     change: &StatusChanged,
     event_type: WebhookEventType,
-    endpoints: Vec<receipts_store::Endpoint>,
+    endpoints: Vec<Endpoint>,
 ) -> Vec<(Destination, String)> {
     let callback = change
         .callback_url
@@ -47,10 +45,9 @@ impl Fanout {
         };
         let meta = &change.meta;
         let endpoints = self
-            .store
+            .webhooks
             .subscribed_endpoints(&meta.tenant_id, event_type)
-            .await
-            .map_err(transient)?;
+            .await?;
         let targets = destinations(change, event_type, endpoints);
         if targets.is_empty() {
             return Ok(());
@@ -58,8 +55,8 @@ impl Fanout {
         let body = payload::render(change, event_type, self.public_url.as_ref());
         for (destination, url) in targets {
             let id = webhook_id(meta.event_id, &destination);
-            self.store
-                .record_delivery(&NewDelivery {
+            self.webhooks
+                .record_delivery(NewDelivery {
                     id: id.clone(),
                     tenant_id: meta.tenant_id.clone(),
                     receipt_id: meta.receipt_id,
@@ -69,8 +66,7 @@ impl Fanout {
                     payload: body.clone(),
                     created_at: meta.occurred_at,
                 })
-                .await
-                .map_err(transient)?;
+                .await?;
             let requested = WebhookRequested {
                 meta: EventMeta::derived(meta, &format!("webhook:{}", destination.key())),
                 delivery_id: id.clone(),
@@ -79,18 +75,11 @@ impl Fanout {
                 event_type,
                 payload: body.clone(),
             };
-            self.producer
-                .publish(&requested.into())
-                .await
-                .map_err(transient)?;
+            self.producer.publish(&requested.into()).await?;
             tracing::debug!(receipt_id = %meta.receipt_id, webhook_id = %id, event_type = %event_type, "webhook message planned");
         }
         Ok(())
     }
-}
-
-pub(crate) fn transient(error: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Transient(error.to_string())
 }
 
 impl EventHandler for Fanout {
@@ -108,8 +97,9 @@ impl EventHandler for Fanout {
 
 #[cfg(test)]
 mod tests {
-    use receipts_domain::{CallbackUrl, EndpointId, ReceiptId, Status, TenantId, WebhookSecret};
-    use receipts_store::Endpoint;
+    use receipts_domain::{
+        CallbackUrl, EndpointId, NewEndpoint, ReceiptId, Status, TenantId, WebhookSecret,
+    };
 
     use super::*;
 
@@ -127,23 +117,17 @@ mod tests {
     }
 
     fn endpoint(url: &str) -> Endpoint {
-        let now = chrono::Utc::now();
-        Endpoint {
-            id: EndpointId::new(),
-            tenant_id: TenantId::parse("acme").expect("tenant"),
-            url: url.into(),
-            description: None,
-            events: None,
-            enabled: true,
-            disabled_reason: None,
-            secrets: vec![receipts_store::StoredSecret {
+        Endpoint::new(
+            NewEndpoint {
+                id: EndpointId::new(),
+                tenant_id: TenantId::parse("acme").expect("tenant"),
+                url: url.into(),
+                description: None,
+                events: None,
                 secret: WebhookSecret::generate(),
-                expires_at: None,
-            }],
-            failing_since: None,
-            created_at: now,
-            updated_at: now,
-        }
+            },
+            chrono::Utc::now(),
+        )
     }
 
     #[test]

@@ -8,78 +8,71 @@
 //! (5 s ... 10 h), and gives up with an event on `receipts.webhook-failed`.
 #![forbid(unsafe_code)]
 
-pub mod config;
 mod delivery;
 mod fanout;
-pub mod guard;
 pub mod limits;
 pub mod payload;
 pub mod sender;
 
-use std::sync::Arc;
-
-use receipts_avro::EventCodec;
+use receipts_avro::SchemaRegistryConfig;
+use receipts_core::Webhooks;
 use receipts_domain::Topic;
-use receipts_kafka::{
-    ConsumerSpec, EventProducer, TopicNames, TopicSpec, ensure_topics, run_consumer,
-};
-use receipts_store::WebhookStore;
+use receipts_kafka::KafkaConfig;
+use receipts_runtime::TelemetryConfig;
+use receipts_service::{Consumer, ConsumerService, ServiceConfig};
+use receipts_store::{StoreConfig, Stores};
+use receipts_webhooks::{AddressPolicy, WebhookConfig};
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-
-pub use config::{DispatcherConfig, WebhookConfig};
 
 use crate::delivery::Deliverer;
 use crate::fanout::Fanout;
-use crate::guard::AddressPolicy;
 use crate::limits::Limiter;
-use crate::sender::{Sender, SenderError};
+use crate::sender::Sender;
 
 /// The delivery consumer's name (consumer group, retry and dead-letter topics).
 pub const SERVICE: &str = "webhook-dispatcher";
 /// The fan-out consumer's name.
 pub const FANOUT: &str = "webhook-dispatcher-fanout";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Kafka(#[from] receipts_kafka::Error),
-    #[error(transparent)]
-    Codec(#[from] receipts_avro::Error),
-    #[error(transparent)]
-    Store(#[from] receipts_store::Error),
-    #[error(transparent)]
-    Sender(#[from] SenderError),
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatcherConfig {
+    pub kafka: KafkaConfig,
+    pub schema_registry: SchemaRegistryConfig,
+    pub store: StoreConfig,
+    pub telemetry: TelemetryConfig,
+    pub webhooks: WebhookConfig,
+}
+
+impl ServiceConfig for DispatcherConfig {
+    fn service(&self) -> String {
+        SERVICE.into()
+    }
+
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
 }
 
 /// Runs both consumers until `shutdown` is cancelled.
 pub async fn run(
     config: DispatcherConfig,
-    store: Arc<dyn WebhookStore>,
+    stores: Stores,
     shutdown: CancellationToken,
-) -> Result<(), Error> {
-    let names = TopicNames::new(&config.kafka);
-    let status_changed = names.of(&Topic::StatusChanged);
-    let deliveries = names.of(&Topic::WebhookDeliveries);
-    let specs: Vec<TopicSpec> = [
-        status_changed.clone(),
-        deliveries.clone(),
-        names.of(&Topic::WebhookFailed),
-    ]
-    .into_iter()
-    .map(|t| TopicSpec::new(&config.kafka, t))
-    .collect();
-    ensure_topics(&config.kafka, &specs).await?;
-    let codec = Arc::new(EventCodec::new(&config.schema_registry)?);
-    let producer = EventProducer::new(&config.kafka, SERVICE, codec)?;
-    producer
-        .register_schemas(&[Topic::WebhookDeliveries, Topic::WebhookFailed])
+) -> Result<(), receipts_service::Error> {
+    let service = ConsumerService::new(SERVICE, &config.kafka, &config.schema_registry)
+        .consumes([Topic::StatusChanged, Topic::WebhookDeliveries])
+        .produces([Topic::WebhookDeliveries, Topic::WebhookFailed])
+        .connect()
         .await?;
     let webhooks = &config.webhooks;
     let sender = Sender::new(
         AddressPolicy::new(webhooks.allow_private.clone()),
         webhooks.request_timeout,
         &webhooks.user_agent,
-    )?;
+    )
+    .map_err(|e| receipts_service::Error::setup("the webhook HTTP client", e))?;
     tracing::info!(
         request_timeout = ?webhooks.request_timeout,
         allow_private = ?webhooks.allow_private,
@@ -87,35 +80,28 @@ pub async fn run(
         rate_per_second = webhooks.per_destination.rate_per_second,
         "dispatching webhooks"
     );
-
+    let core = Webhooks::new(stores.endpoints, stores.deliveries);
     let fanout = Fanout {
-        store: Arc::clone(&store),
-        producer: producer.clone(),
+        webhooks: core.clone(),
+        producer: service.producer().clone(),
         public_url: webhooks.public_url.clone(),
     };
     let deliverer = Deliverer {
-        store,
-        producer: producer.clone(),
+        webhooks: core,
+        producer: service.producer().clone(),
         sender,
         limiter: Limiter::new(webhooks.per_destination.clone()),
         disable_after: webhooks.disable_after,
     };
-    let fanout_spec = ConsumerSpec::new(FANOUT, vec![status_changed]);
-    let delivery_spec =
-        ConsumerSpec::new(SERVICE, vec![deliveries]).with_retry(webhooks.retry.clone());
     tokio::try_join!(
-        run_consumer(
-            config.kafka.clone(),
-            fanout_spec,
-            producer.clone(),
-            Arc::new(fanout),
+        service.run(
+            Consumer::new(FANOUT, [Topic::StatusChanged]),
+            fanout,
             shutdown.clone(),
         ),
-        run_consumer(
-            config.kafka.clone(),
-            delivery_spec,
-            producer,
-            Arc::new(deliverer),
+        service.run(
+            Consumer::new(SERVICE, [Topic::WebhookDeliveries]).with_retry(webhooks.retry.clone()),
+            deliverer,
             shutdown,
         ),
     )?;

@@ -4,35 +4,12 @@
 //! defers it instead.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DestinationLimits {
-    /// Requests in flight to one destination at most.
-    pub concurrency: NonZeroU32,
-    /// Requests started per second to one destination at most (also the burst).
-    pub rate_per_second: NonZeroU32,
-    /// How long a delivery to a busy destination waits before it is tried again.
-    #[serde(with = "humantime_serde")]
-    pub busy_delay: Duration,
-}
-
-impl Default for DestinationLimits {
-    fn default() -> Self {
-        Self {
-            concurrency: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
-            rate_per_second: NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN),
-            busy_delay: Duration::from_secs(1),
-        }
-    }
-}
+use receipts_webhooks::DestinationLimits;
 
 /// Why a destination cannot take a request now, and when to come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +95,8 @@ impl Drop for Permit {
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU32;
+
     use super::*;
 
     fn limits(concurrency: u32, rate: u32) -> DestinationLimits {

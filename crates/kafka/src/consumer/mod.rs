@@ -6,12 +6,13 @@
 //! - Offsets: auto-commit is on, auto offset *store* is off. An offset is stored only once every
 //!   message up to it was handled (`Ok`: side effects and produces acknowledged) or dead-lettered
 //!   (that produce acknowledged), so a crash at any point means redelivery, never loss.
-//! - A handler's failure is one of three kinds. `Transient` (our own infrastructure: store,
-//!   broker) is retried in place with capped exponential backoff: the message waits, other
-//!   receipts go on. `Retry` (a remote party is unavailable) is copied to the next retry tier
+//! - A handler's failure is one of three kinds. `Failed` with a transient error (our own
+//!   infrastructure: store, broker) is retried in place with capped exponential backoff: the
+//!   message waits, other receipts go on; with a permanent error (corrupt data, a rule
+//!   violation), and an undecodable message, it goes to `<service>.<topic>.dlt` with the reason.
+//!   `Retry` (a remote party is unavailable) is copied to the next retry tier
 //!   `<service>.<topic>.retry.<n>` with its due time, per the consumer's [`RetryPolicy`]; past the
-//!   policy's horizon the handler's `exhausted` concludes. `Poison` (undecodable, or refused by
-//!   the handler) goes to `<service>.<topic>.dlt`. Copies carry headers saying where the message
+//!   policy's horizon the handler's `exhausted` concludes. Copies carry headers saying where the message
 //!   came from, which attempt is next, when it is due and why the last one failed.
 //! - A message not yet due (a retry tier's) is held, with its partition paused, until it is:
 //!   nothing sleeps in a handler, and the partition's later messages wait behind it.
@@ -32,7 +33,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
-use receipts_domain::ReceiptEvent;
+use receipts_domain::{Failure, ReceiptEvent};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -99,22 +100,62 @@ pub struct RetryableFailure {
 }
 
 /// How a handler failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug)]
 pub enum HandlerError {
-    /// Our own infrastructure failed (broker, store, schema registry): retry the same message in
-    /// place, after a backoff.
-    #[error("transient: {0}")]
-    Transient(String),
+    /// The handler failed; the error's own [`Failure::is_transient`] decides what happens next:
+    /// a transient failure (our own infrastructure: store, broker, schema registry) is retried
+    /// in place after a backoff; a permanent one (the event can never be handled: corrupt data,
+    /// a rule violation) is dead-lettered with its reason and the partition moves on.
+    Failed(Box<dyn Failure>),
     /// A remote party failed retryably: schedule the message on the next retry tier.
-    #[error("retry later ({}): {}", .0.kind, .0.message)]
     Retry(RetryableFailure),
-    /// The message can never be handled: dead-letter it and move on.
-    #[error("poison: {0}")]
-    Poison(String),
     /// Not now (a destination is busy or rate-limited): hand the message back to the first
     /// retry tier, due after this long, without counting an attempt.
-    #[error("deferred for {0:?}")]
     Defer(Duration),
+}
+
+impl<E: Failure> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        Self::Failed(Box::new(error))
+    }
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Failed(error) if error.is_transient() => write!(f, "transient: {error}"),
+            Self::Failed(error) => write!(f, "permanent: {error}"),
+            Self::Retry(failure) => {
+                write!(f, "retry later ({}): {}", failure.kind, failure.message)
+            }
+            Self::Defer(delay) => write!(f, "deferred for {delay:?}"),
+        }
+    }
+}
+
+impl std::error::Error for HandlerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Failed(error) => Some(error.as_ref()),
+            Self::Retry(_) | Self::Defer(_) => None,
+        }
+    }
+}
+
+/// The text of `error` and of every error that caused it: `a: b: c`.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Wrappers often repeat their cause's message; say it once.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A service's business logic for one event. Must be idempotent: after a crash the same event
@@ -135,11 +176,25 @@ pub trait EventHandler: Send + Sync + 'static {
         last: &RetryableFailure,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send {
         let _ = (event, context);
-        let reason = format!(
-            "retry horizon exceeded; last failure ({}): {}",
-            last.kind, last.message
-        );
-        async move { Err(HandlerError::Poison(reason)) }
+        let exceeded = HorizonExceeded {
+            kind: last.kind.clone(),
+            message: last.message.clone(),
+        };
+        async move { Err(HandlerError::from(exceeded)) }
+    }
+}
+
+/// The default conclusion of a message whose retries reached the horizon: dead-lettered.
+#[derive(Debug, thiserror::Error)]
+#[error("retry horizon exceeded; last failure ({kind}): {message}")]
+pub struct HorizonExceeded {
+    pub kind: String,
+    pub message: String,
+}
+
+impl Failure for HorizonExceeded {
+    fn is_transient(&self) -> bool {
+        false
     }
 }
 
@@ -369,13 +424,19 @@ impl<H: EventHandler> Shared<H> {
     }
 
     /// Stops the workers of `partitions` after the message in hand, waiting up to the drain
-    /// timeout. Must run on the poll thread (outside the runtime).
-    fn drain(&self, partitions: &[Partition]) {
+    /// timeout, and forgets their parked messages (the partitions' next owner reads them again:
+    /// their offsets were not stored). Must run on the poll thread (outside the runtime).
+    fn drain<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, partitions: &[Partition]) {
         let mut tasks = Vec::new();
         {
             let mut state = lock(&self.partitions);
             for partition in partitions {
-                state.parked.remove(partition);
+                if state.parked.remove(partition).is_some() {
+                    // librdkafka keeps an application's pause on a partition across revocation
+                    // and re-assignment: without this, a partition that comes back to this
+                    // consumer would stay paused with nothing parked to resume it.
+                    set_paused(consumer, partition, false);
+                }
                 if let Some(worker) = state.workers.remove(partition) {
                     worker.cancel.cancel();
                     tasks.push(worker.task);
@@ -453,7 +514,7 @@ fn poll_loop<H: EventHandler>(
             Some(Err(error)) => tracing::warn!(%error, "consumer error"),
         }
     }
-    shared.drain(&shared.all_partitions());
+    shared.drain(consumer, &shared.all_partitions());
     shared.store_finished(consumer);
     commit(consumer);
 }
@@ -474,7 +535,7 @@ impl<H: EventHandler> ConsumerContext for LoopContext<H> {
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect();
                 tracing::info!(?partitions, "partitions revoked; draining");
-                self.shared.drain(&partitions);
+                self.shared.drain(consumer, &partitions);
                 self.shared.store_finished(consumer);
                 if !consumer.assignment_lost() {
                     commit(consumer);

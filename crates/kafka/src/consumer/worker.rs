@@ -160,14 +160,26 @@ async fn attempt<H: EventHandler>(
     };
     match env.handler.handle(event.clone(), context).await {
         Ok(()) => Step::Done,
-        Err(HandlerError::Transient(reason)) => Step::Again(reason),
-        Err(HandlerError::Poison(reason)) => {
-            dead_letter(env, message, context, "poison", &reason).await
-        }
+        Err(HandlerError::Failed(error)) => failed(env, message, context, error.as_ref()).await,
         Err(HandlerError::Retry(failure)) => {
             schedule_retry(env, message, context, event, failure).await
         }
         Err(HandlerError::Defer(delay)) => defer(env, message, context, delay).await,
+    }
+}
+
+/// A transient failure is tried again here; a permanent one is dead-lettered.
+async fn failed<H>(
+    env: &WorkerEnv<H>,
+    message: &OwnedMessage,
+    context: &MessageContext,
+    error: &dyn receipts_domain::Failure,
+) -> Step {
+    let reason = super::chain(error);
+    if error.is_transient() {
+        Step::Again(reason)
+    } else {
+        dead_letter(env, message, context, "poison", &reason).await
     }
 }
 
@@ -208,15 +220,12 @@ async fn schedule_retry<H: EventHandler>(
             tracing::warn!(kind = %failure.kind, message = %failure.message, attempt = context.attempt, "retry horizon exceeded");
             match env.handler.exhausted(event, context, &failure).await {
                 Ok(()) => Step::Done,
-                Err(HandlerError::Poison(reason)) => {
-                    dead_letter(env, message, context, "poison", &reason).await
+                Err(HandlerError::Failed(error)) => {
+                    failed(env, message, context, error.as_ref()).await
                 }
-                Err(
-                    HandlerError::Transient(reason)
-                    | HandlerError::Retry(RetryableFailure {
-                        message: reason, ..
-                    }),
-                ) => Step::Again(reason),
+                Err(HandlerError::Retry(RetryableFailure {
+                    message: reason, ..
+                })) => Step::Again(reason),
                 Err(HandlerError::Defer(delay)) => {
                     Step::Again(format!("deferred for {delay:?} past the horizon"))
                 }

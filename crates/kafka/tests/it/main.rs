@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::message::OwnedHeaders;
 use receipts_domain::{
-    EventMeta, IdempotencyKey, ReceiptEvent, ReceiptId, Submitted, TenantId, Topic,
+    EventMeta, Failure, IdempotencyKey, ReceiptEvent, ReceiptId, Submitted, TenantId, Topic,
 };
 use receipts_kafka::{
     ConsumerSpec, EventHandler, EventProducer, HandlerError, MessageContext, TopicSpec,
@@ -70,20 +70,48 @@ impl EventHandler for Recorder {
             *n
         };
         if calls <= self.fail_first {
-            return Err(HandlerError::Transient(format!(
-                "simulated outage, call {calls}"
-            )));
+            return Err(Simulated::transient(format!("simulated outage, call {calls}")).into());
         }
         if let ReceiptEvent::Submitted(s) = &event
             && s.document == b"poison"
         {
-            return Err(HandlerError::Poison("handler refuses this event".into()));
+            return Err(Simulated::permanent("handler refuses this event").into());
         }
         self.seen
             .lock()
             .expect("lock")
             .push((event, context.clone()));
         Ok(())
+    }
+}
+
+/// A failure of the test's own making.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+struct Simulated {
+    message: String,
+    transient: bool,
+}
+
+impl Simulated {
+    fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: true,
+        }
+    }
+
+    fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: false,
+        }
+    }
+}
+
+impl Failure for Simulated {
+    fn is_transient(&self) -> bool {
+        self.transient
     }
 }
 
@@ -341,6 +369,10 @@ async fn a_full_queue_pauses_the_partition_without_losing_messages() {
     assert_eq!(handler.seen_ids(), expected, "every message once, in order");
 }
 
+/// A second member joining the group mid-stream takes partitions (cooperative rebalance, the
+/// first member draining what it gives up) and handles messages of them, and every message is
+/// handled by someone. Messages keep coming until the second member has handled some, so the
+/// test cannot pass with a second member that never got to work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_member_takes_partitions_and_nothing_is_lost() {
     let env = TestEnv::new();
@@ -354,24 +386,31 @@ async fn a_second_member_takes_partitions_and_nothing_is_lost() {
         ..Recorder::default()
     });
     let (stop_a, task_a) = spawn_consumer(&env, "svc", &topic, &producer, Arc::clone(&first), 256);
-
-    let produced = Arc::new(AtomicUsize::new(0));
     let mut expected = HashSet::new();
-    for n in 0..60 {
+    let mut member_b = None;
+    let started = tokio::time::Instant::now();
+    for n in 0.. {
         let event = submitted(n);
         producer.publish(&event).await.expect("publish");
-        produced.fetch_add(1, Ordering::SeqCst);
         expected.insert(event.meta().event_id.to_string());
         if n == 20 {
-            // A second member joins mid-stream: cooperative rebalance, drain on revoke.
-            let (stop_b, task_b) =
-                spawn_consumer(&env, "svc", &topic, &producer, Arc::clone(&second), 256);
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(120)).await;
-                stop_b.cancel();
-                let _ = task_b.await;
-            });
+            member_b = Some(spawn_consumer(
+                &env,
+                "svc",
+                &topic,
+                &producer,
+                Arc::clone(&second),
+                256,
+            ));
         }
+        if n > 20 && !second.seen_ids().is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the second member handled nothing of {n} messages"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eventually("every event handled by someone", WAIT, || async {
         let all: HashSet<String> = first
@@ -382,8 +421,12 @@ async fn a_second_member_takes_partitions_and_nothing_is_lost() {
         (all == expected).then_some(())
     })
     .await;
+    assert!(!first.seen_ids().is_empty() && !second.seen_ids().is_empty());
+    let (stop_b, task_b) = member_b.expect("the second member started");
+    stop_b.cancel();
     stop_a.cancel();
-    task_a.await.expect("join").expect("consumer ran");
+    task_b.await.expect("join").expect("second member ran");
+    task_a.await.expect("join").expect("first member ran");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

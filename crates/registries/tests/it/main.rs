@@ -12,12 +12,12 @@ use mock_registries::{
     AsyncMode, CallbackTarget, FailFirst, FaultKind, Faults, MockConfig, RegistryKind, RejectRule,
     RunningMock,
 };
+use receipts_domain::Secret;
 use receipts_domain::{NormalizedReceipt, ReceiptId, ReceiptType, RegistryName};
 use receipts_registries::{
     AdapterKind, CallError, CallbackConfig, CallbackError, Outcome, RegistrationRequest, Registry,
     RegistryConfig, read_callback,
 };
-use receipts_runtime::Secret;
 use tokio::sync::mpsc;
 
 const BLACKLISTED: &str = "DE136695976";
@@ -243,7 +243,7 @@ async fn async_registries_call_back_with_signatures_the_adapters_verify() {
         };
         let target = CallbackTarget {
             url: url.parse().expect("url"),
-            secret: secret.into(),
+            secret: receipts_domain::Secret::new(secret),
         };
         let mock = mock(kind, faults, Some(target)).await;
         let registry = client(kind, &mock, Duration::from_secs(10));

@@ -1,5 +1,9 @@
-//! Reading columns without trusting them: libsql's typed getters panic on a type mismatch, so
+//! Between SQLite values and domain values. libsql's typed getters panic on a type mismatch, so
 //! every value is read as a [`Value`] and anything unexpected becomes [`Error::Corrupt`].
+//! Records are stored as JSON (the domain types' serde form); timestamps in key columns as
+//! integer epoch milliseconds (UTC).
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use libsql::{Row, Value};
@@ -7,6 +11,32 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{Error, Result};
+
+/// SQLite primary result codes that no retry can fix: corruption, constraint violations, misuse.
+const PERMANENT: &[i32] = &[
+    11, // SQLITE_CORRUPT
+    19, // SQLITE_CONSTRAINT
+    20, // SQLITE_MISMATCH
+    21, // SQLITE_MISUSE
+    25, // SQLITE_RANGE
+    26, // SQLITE_NOTADB
+];
+
+impl From<libsql::Error> for Error {
+    fn from(e: libsql::Error) -> Self {
+        let transient = match &e {
+            // Busy, locked, I/O, full disk, ...: another moment may do.
+            libsql::Error::SqliteFailure(code, _) => !PERMANENT.contains(&(code & 0xff)),
+            // The rest are misuses of the API (a wrong column type or index, ...).
+            _ => false,
+        };
+        Error::Backend {
+            backend: super::BACKEND,
+            transient,
+            source: Arc::new(e),
+        }
+    }
+}
 
 pub(super) fn corrupt(what: &'static str, detail: impl ToString) -> Error {
     Error::Corrupt {
@@ -69,7 +99,14 @@ pub(super) fn blob(row: &Row, idx: i32, what: &'static str) -> Result<Vec<u8>> {
     }
 }
 
-/// Timestamps are stored as integer milliseconds since the Unix epoch (UTC).
+/// A version as stored: SQLite integers are signed.
+pub(super) fn version(version: u64, what: &'static str) -> Result<i64> {
+    i64::try_from(version).map_err(|_| Error::Encode {
+        what,
+        detail: format!("version {version} is too large"),
+    })
+}
+
 pub(super) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -79,16 +116,15 @@ pub(super) fn time(ms: i64, what: &'static str) -> Result<DateTime<Utc>> {
         .ok_or_else(|| corrupt(what, format!("timestamp {ms} out of range")))
 }
 
-pub(super) fn opt_time(ms: Option<i64>, what: &'static str) -> Result<Option<DateTime<Utc>>> {
-    ms.map(|ms| time(ms, what)).transpose()
-}
-
 pub(super) fn parse<T, E: std::fmt::Display>(
     s: &str,
     what: &'static str,
     parse: impl FnOnce(&str) -> std::result::Result<T, E>,
 ) -> Result<T> {
-    parse(s).map_err(|e| corrupt(what, format!("{e} (stored value {:?})", truncate(s))))
+    parse(s).map_err(|e| {
+        let shown: String = s.chars().take(100).collect();
+        corrupt(what, format!("{e} (stored value {shown:?})"))
+    })
 }
 
 pub(super) fn from_json<T: DeserializeOwned>(s: &str, what: &'static str) -> Result<T> {
@@ -100,8 +136,4 @@ pub(super) fn to_json<T: Serialize>(value: &T, what: &'static str) -> Result<Str
         what,
         detail: e.to_string(),
     })
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(100).collect()
 }

@@ -1,10 +1,11 @@
-use std::sync::Arc;
 use std::time::Duration;
 
 use ingest_gateway::{GatewayConfig, HttpConfig};
-use receipts_domain::{ReceiptType, StatusPolicy, TenantId, Topic};
+use receipts_core::Webhooks;
+use receipts_domain::event::now_millis;
+use receipts_domain::{ApiKey, ClientId, ReceiptType, Scope, TenantId, Topic};
 use receipts_kafka::TopicNames;
-use receipts_store::{ApiKey, ClientId, ClientStore, NewClient, Scope, SqliteConfig, SqliteStore};
+use receipts_store::{SqliteOptions, SqliteStore, Stores};
 use receipts_testkit::TestEnv;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -17,7 +18,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct TestApp {
     pub base: String,
     pub env: TestEnv,
-    pub store: Arc<SqliteStore>,
+    pub stores: Stores,
+    /// The webhook use cases on the gateway's store, to set up what a dispatcher would have done.
+    pub webhooks: Webhooks,
     /// Tenant `acme`, read-write.
     pub writer: String,
     /// Tenant `acme`, read only.
@@ -34,21 +37,15 @@ impl Drop for TestApp {
     }
 }
 
-pub async fn create_key(store: &SqliteStore, tenant: &str, scope: Scope) -> (ClientId, String) {
+pub async fn create_key(stores: &Stores, tenant: &str, scope: Scope) -> (ClientId, String) {
     let key = ApiKey::generate();
-    let id = ClientId::new();
-    store
-        .create_client(&NewClient {
-            id,
-            tenant_id: TenantId::parse(tenant).expect("tenant"),
-            scope,
-            key_hash: key.hash(),
-            key_prefix: key.display_prefix(),
-            label: None,
-        })
+    let client = key.new_client(TenantId::parse(tenant).expect("tenant"), scope, None);
+    stores
+        .clients
+        .create_client(&client, now_millis())
         .await
         .expect("create client");
-    (id, key.expose().to_owned())
+    (client.id, key.expose().to_owned())
 }
 
 impl TestApp {
@@ -59,17 +56,18 @@ impl TestApp {
     /// A gateway whose HTTP settings `adjust` may change.
     pub async fn spawn_with(adjust: impl FnOnce(&mut HttpConfig)) -> Self {
         let env = TestEnv::new();
-        let store = Arc::new(
+        let stores = Stores::of(
             SqliteStore::open(
-                &SqliteConfig::new(env.dir.path().join("receipts.db")),
-                StatusPolicy::default(),
+                &env.dir.path().join("receipts.db"),
+                &SqliteOptions::default(),
             )
             .await
             .expect("store"),
         );
-        let (_, writer) = create_key(&store, "acme", Scope::ReadWrite).await;
-        let (_, reader) = create_key(&store, "acme", Scope::Read).await;
-        let (_, other) = create_key(&store, "other", Scope::ReadWrite).await;
+        let webhooks = Webhooks::new(stores.endpoints.clone(), stores.deliveries.clone());
+        let (_, writer) = create_key(&stores, "acme", Scope::ReadWrite).await;
+        let (_, reader) = create_key(&stores, "acme", Scope::Read).await;
+        let (_, other) = create_key(&stores, "other", Scope::ReadWrite).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -91,7 +89,7 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         tokio::spawn(ingest_gateway::run(
             config,
-            ingest_gateway::Stores::all(store.clone()),
+            stores.clone(),
             listener,
             shutdown.clone(),
         ));
@@ -102,7 +100,8 @@ impl TestApp {
         let app = Self {
             base,
             env,
-            store,
+            stores,
+            webhooks,
             writer,
             reader,
             other,

@@ -96,10 +96,10 @@ async fn broker_outage_is_a_retryable_503() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let state = ingest_gateway::AppState::new(
-        ingest_gateway::Stores::all(app.store.clone()),
+        app.stores.clone(),
         producer,
         &ingest_gateway::HttpConfig::default(),
-        &webhook_dispatcher::WebhookConfig::default(),
+        &receipts_webhooks::WebhookConfig::default(),
         addr,
     );
     tokio::spawn(async move { axum::serve(listener, ingest_gateway::router(state)).await });

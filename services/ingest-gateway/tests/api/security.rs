@@ -1,4 +1,5 @@
-use receipts_store::{ClientStore, Scope};
+use receipts_domain::Scope;
+use receipts_domain::event::now_millis;
 
 use crate::helpers::*;
 
@@ -53,7 +54,7 @@ async fn requests_without_valid_credentials_are_401() {
     assert_problem(response, 401, "unauthenticated").await;
 
     // A revoked key stops working at once.
-    let (id, key) = create_key(&app.store, "acme", Scope::ReadWrite).await;
+    let (id, key) = create_key(&app.stores, "acme", Scope::ReadWrite).await;
     let ok = app
         .submit(
             Some(&key),
@@ -64,7 +65,13 @@ async fn requests_without_valid_credentials_are_401() {
         )
         .await;
     assert_eq!(ok.status(), 202);
-    assert!(app.store.revoke_client(id).await.expect("revoke"));
+    assert!(
+        app.stores
+            .clients
+            .revoke_client(id, now_millis())
+            .await
+            .expect("revoke")
+    );
     let response = app
         .submit(
             Some(&key),

@@ -4,11 +4,13 @@
 
 use chrono::Utc;
 use rdkafka::Message;
+use receipts_domain::event::now_millis;
+use receipts_domain::{Delivery, DeliveryAttempt, NewDelivery};
 use receipts_domain::{
     Destination, EndpointId, ReceiptEvent, ReceiptId, TenantId, Topic, WebhookEventType,
 };
 use receipts_kafka::TopicNames;
-use receipts_store::{DeliveryAttempt, NewDelivery, WebhookStore};
+use receipts_store::{Cas, DeliveryStore};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -190,7 +192,7 @@ async fn secrets_rotate_with_a_grace_period() {
     let grace = until - Utc::now();
     assert!(grace > chrono::Duration::hours(23) && grace <= chrono::Duration::hours(24));
     let endpoint = app
-        .store
+        .webhooks
         .endpoint(
             &TenantId::parse("acme").expect("tenant"),
             EndpointId::parse(id).expect("endpoint id"),
@@ -198,7 +200,8 @@ async fn secrets_rotate_with_a_grace_period() {
         .await
         .expect("read")
         .expect("endpoint");
-    let secrets: Vec<&str> = endpoint.secrets.iter().map(|s| s.secret.expose()).collect();
+    let live = endpoint.live_secrets(Utc::now());
+    let secrets: Vec<&str> = live.iter().map(|s| s.secret.expose()).collect();
     assert_eq!(
         secrets,
         [
@@ -380,8 +383,8 @@ async fn the_delivery_log_is_served_and_failed_deliveries_can_be_retried() {
     let receipt_id = ReceiptId::parse(receipt["id"].as_str().expect("id")).expect("receipt id");
     let tenant = TenantId::parse("acme").expect("tenant");
     let delivery_id = "msg_0123456789abcdef0123456789abcdef";
-    app.store
-        .record_delivery(&NewDelivery {
+    app.webhooks
+        .record_delivery(NewDelivery {
             id: delivery_id.into(),
             tenant_id: tenant.clone(),
             receipt_id,
@@ -393,9 +396,10 @@ async fn the_delivery_log_is_served_and_failed_deliveries_can_be_retried() {
         })
         .await
         .expect("delivery");
-    app.store
+    app.webhooks
         .record_attempt(
             delivery_id,
+            1,
             &DeliveryAttempt {
                 number: 1,
                 at: Utc::now(),
@@ -406,6 +410,7 @@ async fn the_delivery_log_is_served_and_failed_deliveries_can_be_retried() {
                 error: Some("HTTP 500".into()),
                 succeeded: false,
             },
+            now_millis(),
         )
         .await
         .expect("attempt");
@@ -418,8 +423,8 @@ async fn the_delivery_log_is_served_and_failed_deliveries_can_be_retried() {
         .await;
     assert_problem(pending, 409, "delivery-pending").await;
 
-    app.store
-        .fail_delivery(delivery_id, "gave up after 1 attempts")
+    app.webhooks
+        .fail_delivery(delivery_id, 1, "gave up after 1 attempts", now_millis())
         .await
         .expect("fail");
     let log: Value = app
@@ -497,4 +502,162 @@ async fn the_delivery_log_is_served_and_failed_deliveries_can_be_retried() {
         .send(reqwest::Method::POST, &app.other, &retry_path, None)
         .await;
     assert_problem(foreign, 404, "delivery-not-found").await;
+}
+
+/// The delivery log behind a gateway whose store fails every delivery write after the first, as
+/// a store that goes down in the middle of a request would.
+struct FailingAfterFirstWrite {
+    inner: std::sync::Arc<dyn DeliveryStore>,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+impl FailingAfterFirstWrite {
+    fn write(&self) -> receipts_store::Result<()> {
+        if self
+            .writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            Ok(())
+        } else {
+            Err(receipts_store::Error::Backend {
+                backend: "test",
+                transient: true,
+                source: std::sync::Arc::new(std::io::Error::other("the store went away")),
+            })
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl DeliveryStore for FailingAfterFirstWrite {
+    async fn record_delivery(&self, delivery: &Delivery) -> receipts_store::Result<bool> {
+        self.write()?;
+        self.inner.record_delivery(delivery).await
+    }
+    async fn delivery(&self, id: &str) -> receipts_store::Result<Option<Delivery>> {
+        self.inner.delivery(id).await
+    }
+    async fn save_delivery(
+        &self,
+        delivery: &Delivery,
+        expected: u64,
+    ) -> receipts_store::Result<Cas> {
+        self.write()?;
+        self.inner.save_delivery(delivery, expected).await
+    }
+    async fn put_attempt(
+        &self,
+        delivery_id: &str,
+        attempt: &DeliveryAttempt,
+    ) -> receipts_store::Result<()> {
+        self.write()?;
+        self.inner.put_attempt(delivery_id, attempt).await
+    }
+    async fn attempts(&self, delivery_id: &str) -> receipts_store::Result<Vec<DeliveryAttempt>> {
+        self.inner.attempts(delivery_id).await
+    }
+    async fn deliveries_of(&self, receipt: ReceiptId) -> receipts_store::Result<Vec<Delivery>> {
+        self.inner.deliveries_of(receipt).await
+    }
+}
+
+/// A redelivery asked for while the broker is down, with the store failing once written to:
+/// the answer is a 503 the client may retry, and the delivery is left exactly as it was (failed,
+/// so it can be asked for again), never pending without a message to deliver it. Once the broker
+/// is back, the redelivery goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_that_cannot_be_queued_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let accepted = app.submit_json(&unique_key(), sample(JSON_TYPE, 8)).await;
+    assert_eq!(accepted.status(), 202);
+    let receipt: Value = accepted.json().await.expect("json");
+    let receipt_id = ReceiptId::parse(receipt["id"].as_str().expect("id")).expect("receipt id");
+    let delivery_id = "msg_fedcba9876543210fedcba9876543210";
+    app.webhooks
+        .record_delivery(NewDelivery {
+            id: delivery_id.into(),
+            tenant_id: TenantId::parse("acme").expect("tenant"),
+            receipt_id,
+            destination: Destination::Callback,
+            url: "https://partner.example/cb".into(),
+            event_type: WebhookEventType::Accepted,
+            payload: br#"{"type":"receipt.accepted"}"#.to_vec(),
+            created_at: Utc::now(),
+        })
+        .await
+        .expect("delivery");
+    app.webhooks
+        .fail_delivery(delivery_id, 1, "the endpoint was deleted", now_millis())
+        .await
+        .expect("fail");
+
+    // A gateway on the same store, but with an unreachable broker and a store that fails after
+    // one write.
+    let dead = receipts_kafka::KafkaConfig {
+        bootstrap_servers: receipts_testkit::free_addr().to_string(),
+        produce_timeout: std::time::Duration::from_secs(2),
+        ..app.env.kafka.clone()
+    };
+    let codec = std::sync::Arc::new(
+        receipts_avro::EventCodec::new(&app.env.schema_registry).expect("codec"),
+    );
+    let producer = receipts_kafka::EventProducer::new(&dead, "test", codec).expect("producer");
+    let mut stores = app.stores.clone();
+    stores.deliveries = std::sync::Arc::new(FailingAfterFirstWrite {
+        inner: app.stores.deliveries.clone(),
+        writes: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let state = ingest_gateway::AppState::new(
+        stores,
+        producer,
+        &ingest_gateway::HttpConfig::default(),
+        &receipts_webhooks::WebhookConfig::default(),
+        addr,
+    );
+    tokio::spawn(async move { axum::serve(listener, ingest_gateway::router(state)).await });
+
+    let retry_path = format!("/v1/receipts/{receipt_id}/deliveries/{delivery_id}/retry");
+    let refused = app
+        .http
+        .post(format!("http://{addr}{retry_path}"))
+        .bearer_auth(&app.writer)
+        .send()
+        .await
+        .expect("send");
+    assert_problem(refused, 503, "broker-unavailable").await;
+    let log: Value = app
+        .get(
+            &app.reader,
+            &format!("/v1/receipts/{receipt_id}/deliveries"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(log["deliveries"][0]["status"], "failed", "{log}");
+    assert_eq!(
+        log["deliveries"][0]["failure_reason"],
+        "the endpoint was deleted"
+    );
+
+    // The healthy gateway takes the same request.
+    let response = app
+        .send(reqwest::Method::POST, &app.writer, &retry_path, None)
+        .await;
+    assert_eq!(response.status(), 202);
+    let reopened: Value = response.json().await.expect("json");
+    assert_eq!(reopened["status"], "pending");
+    let topic = TopicNames::new(&app.env.kafka).of(&Topic::WebhookDeliveries);
+    assert_eq!(
+        app.env
+            .read_topic(&topic, 1, std::time::Duration::from_secs(30))
+            .len(),
+        1,
+        "one redelivery queued"
+    );
 }

@@ -2,8 +2,8 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use receipts_domain::StatusPolicy;
-use receipts_store::{ClientStore, SqliteConfig, SqliteStore, api_key};
+use receipts_domain::ApiKey;
+use receipts_store::{ClientStore, SqliteOptions, SqliteStore};
 use receipts_testkit::{eventually, free_addr};
 
 use crate::helpers::*;
@@ -49,14 +49,11 @@ async fn clients_create_list_revoke() {
         !db.windows(key.len()).any(|w| w == key.as_bytes()),
         "the key is not stored in clear"
     );
-    let store = SqliteStore::open(
-        &SqliteConfig::new(dir.path().join("receipts.db")),
-        StatusPolicy::default(),
-    )
-    .await
-    .expect("store");
+    let store = SqliteStore::open(&dir.path().join("receipts.db"), &SqliteOptions::default())
+        .await
+        .expect("store");
     let client = store
-        .client_by_key_hash(&api_key::hash_key(&key))
+        .client_by_key_hash(&ApiKey::hash_of(&key))
         .await
         .expect("lookup")
         .expect("found");

@@ -2,6 +2,7 @@
 //! `receipts` command line, webhooks.
 
 mod cli;
+mod crash;
 mod embedded;
 mod examples;
 mod helpers;

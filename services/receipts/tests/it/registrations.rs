@@ -175,11 +175,8 @@ async fn async_callbacks_complete_registrations_and_forged_ones_are_refused() {
                       "fiscal_number": "TX-FORGED-1", "registered_at": "2026-11-21T10:00:00Z"})
     .to_string();
     let t = chrono::Utc::now().timestamp();
-    let forged = receipts_registries::sign(
-        &receipts_runtime::Secret::new("guessed"),
-        t,
-        body.as_bytes(),
-    );
+    let forged =
+        receipts_registries::sign(&receipts_domain::Secret::new("guessed"), t, body.as_bytes());
     let response = platform
         .http
         .post(format!("{}/v1/registries/tax/callbacks", platform.base))

@@ -4,9 +4,9 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use receipts_domain::DeliveryStatus;
 use receipts_domain::{Destination, Status};
-use receipts_store::DeliveryStatus;
-use webhook_dispatcher::limits::DestinationLimits;
+use receipts_webhooks::DestinationLimits;
 
 use crate::support::{Dispatcher, Receiver, Reply, fast_webhooks};
 

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::process::Stdio;
 
+use receipts_domain::DeliveryStatus;
 use receipts_domain::Status;
-use receipts_store::DeliveryStatus;
 use tokio::process::{Child, Command};
 
 use crate::support::{Dispatcher, Receiver, Reply};
@@ -44,7 +44,7 @@ fetch_wait = "100ms"
 url = "{registry}"
 
 [store]
-path = "{db}"
+url = "sqlite://{db}"
 
 [webhooks]
 request_timeout = "120s"

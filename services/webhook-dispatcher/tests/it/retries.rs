@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use rdkafka::Message;
+use receipts_domain::DeliveryStatus;
 use receipts_domain::{Destination, ReceiptEvent, Status, Topic};
 use receipts_kafka::{RetryPolicy, TopicNames};
-use receipts_store::{DeliveryStatus, WebhookStore};
 
 use crate::support::{Dispatcher, Receiver, Reply, WAIT, fast_webhooks, tenant};
 
@@ -81,7 +81,7 @@ async fn failures_are_retried_along_the_schedule_until_success() {
             .all(|a| a.url == receiver.url("/hooks"))
     );
     let healthy = dispatcher
-        .store
+        .webhooks
         .endpoint(&tenant(), endpoint.id)
         .await
         .expect("read")
@@ -186,7 +186,7 @@ async fn an_endpoint_that_only_fails_for_long_enough_is_disabled_with_a_reason()
         "stopped before the schedule ended"
     );
     let disabled = dispatcher
-        .store
+        .webhooks
         .endpoint(&tenant(), endpoint.id)
         .await
         .expect("read")
@@ -202,11 +202,14 @@ async fn an_endpoint_that_only_fails_for_long_enough_is_disabled_with_a_reason()
     let next = dispatcher.change(Status::Rejected, None).await;
     healthy.wait_for(1).await;
     let planned = dispatcher
-        .store
+        .webhooks
         .deliveries(&tenant(), next)
         .await
         .expect("deliveries");
-    let destinations: Vec<_> = planned.iter().map(|d| d.destination.clone()).collect();
+    let destinations: Vec<_> = planned
+        .iter()
+        .map(|d| d.delivery.destination.clone())
+        .collect();
     assert_eq!(destinations, [Destination::Endpoint(other.id)]);
     assert_eq!(receiver.count(), before);
     dispatcher.stop().await;

@@ -10,7 +10,6 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use receipts_domain::{Status, WebhookSecret};
-use receipts_store::WebhookStore;
 use sha2::Sha256;
 
 use crate::support::{Dispatcher, Received, Receiver, fast_webhooks, tenant};
@@ -121,7 +120,7 @@ async fn signatures_verify_with_independent_implementations_through_a_rotation()
     let receiver = Receiver::ok().await;
     let dispatcher = Dispatcher::start(fast_webhooks()).await;
     let endpoint = dispatcher.endpoint(&receiver.url("/hooks"), None).await;
-    let first_secret = endpoint.secrets[0].secret.clone();
+    let first_secret = endpoint.live_secrets(Utc::now())[0].secret.clone();
 
     dispatcher.change(Status::Accepted, None).await;
     let first = receiver.wait_for(1).await.remove(0);
@@ -156,12 +155,13 @@ async fn signatures_verify_with_independent_implementations_through_a_rotation()
     // During a rotation both secrets sign, the new one first.
     let second_secret = WebhookSecret::generate();
     dispatcher
-        .store
+        .webhooks
         .rotate_endpoint_secret(
             &tenant(),
             endpoint.id,
             second_secret.clone(),
             Utc::now() + chrono::Duration::hours(1),
+            Utc::now(),
         )
         .await
         .expect("rotate")
@@ -192,8 +192,8 @@ async fn callback_urls_are_signed_with_the_tenants_callback_secret() {
         .await;
     let request = receiver.wait_for(1).await.remove(0);
     let secrets = dispatcher
-        .store
-        .callback_secrets(&tenant(), WebhookSecret::generate())
+        .webhooks
+        .callback_secrets(&tenant(), WebhookSecret::generate(), Utc::now())
         .await
         .expect("secrets");
     assert_eq!(secrets.len(), 1, "created on first use and kept");

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use rdkafka::Message;
+use receipts_domain::DeliveryStatus;
 use receipts_domain::{ReceiptEvent, Status, Topic};
 use receipts_kafka::TopicNames;
-use receipts_store::DeliveryStatus;
 
 use crate::support::{Dispatcher, Receiver, WAIT, fast_webhooks};
 

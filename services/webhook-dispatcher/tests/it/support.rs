@@ -2,20 +2,23 @@
 //! SQLite file, and status changes to feed it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
+use receipts_core::{DeliveryLog, Webhooks};
+use receipts_domain::event::now_millis;
 use receipts_domain::{
-    CallbackUrl, EndpointId, EventMeta, ReceiptEvent, ReceiptId, Status, StatusChanged,
-    StatusPolicy, TenantId, WebhookEventType, WebhookSecret,
+    CallbackUrl, DeliveryAttempt, DeliveryStatus, Destination, Endpoint, EndpointId, EventMeta,
+    NewEndpoint, ReceiptEvent, ReceiptId, Status, StatusChanged, TenantId, WebhookEventType,
+    WebhookSecret,
 };
 use receipts_kafka::{EventProducer, RetryPolicy};
-use receipts_store::{Delivery, Endpoint, NewEndpoint, SqliteConfig, SqliteStore, WebhookStore};
+use receipts_store::{SqliteOptions, SqliteStore, StoreConfig, Stores};
 pub use receipts_testkit::receiver::{Received, Receiver, Reply};
 use receipts_testkit::{TestEnv, eventually};
+use receipts_webhooks::WebhookConfig;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use webhook_dispatcher::{DispatcherConfig, WebhookConfig};
+use webhook_dispatcher::DispatcherConfig;
 
 pub const WAIT: Duration = Duration::from_secs(90);
 
@@ -45,14 +48,40 @@ pub fn fast_webhooks() -> WebhookConfig {
     }
 }
 
+/// A delivery and its attempts, as the tests look at them.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: String,
+    pub destination: Destination,
+    pub url: String,
+    pub status: DeliveryStatus,
+    pub failure_reason: Option<String>,
+    pub attempts: Vec<DeliveryAttempt>,
+}
+
+impl From<DeliveryLog> for Delivery {
+    fn from(log: DeliveryLog) -> Self {
+        Self {
+            id: log.delivery.id,
+            destination: log.delivery.destination,
+            url: log.delivery.url,
+            status: log.delivery.status,
+            failure_reason: log.delivery.failure_reason,
+            attempts: log.attempts,
+        }
+    }
+}
+
 /// The dispatcher running in this process.
 pub struct Dispatcher {
     pub env: TestEnv,
-    pub store: Arc<SqliteStore>,
+    pub stores: Stores,
+    /// The webhook use cases on the same store, to set up and inspect what the dispatcher sees.
+    pub webhooks: Webhooks,
     pub producer: EventProducer,
     pub db: PathBuf,
     shutdown: CancellationToken,
-    task: Option<JoinHandle<Result<(), webhook_dispatcher::Error>>>,
+    task: Option<JoinHandle<Result<(), receipts_service::Error>>>,
 }
 
 impl Dispatcher {
@@ -66,15 +95,17 @@ impl Dispatcher {
     pub async fn environment() -> Self {
         let env = TestEnv::new();
         let db = env.dir.path().join("receipts.db");
-        let store = Arc::new(
-            SqliteStore::open(&SqliteConfig::new(&db), StatusPolicy::default())
+        let stores = Stores::of(
+            SqliteStore::open(&db, &SqliteOptions::default())
                 .await
                 .expect("store"),
         );
+        let webhooks = Webhooks::new(stores.endpoints.clone(), stores.deliveries.clone());
         let producer = env.producer();
         Self {
             env,
-            store,
+            stores,
+            webhooks,
             producer,
             db,
             shutdown: CancellationToken::new(),
@@ -86,7 +117,7 @@ impl Dispatcher {
         DispatcherConfig {
             kafka: self.env.kafka.clone(),
             schema_registry: self.env.schema_registry.clone(),
-            store: SqliteConfig::new(&self.db),
+            store: StoreConfig::sqlite(&self.db),
             webhooks,
             ..DispatcherConfig::default()
         }
@@ -94,10 +125,9 @@ impl Dispatcher {
 
     fn run(&mut self, webhooks: WebhookConfig) {
         let config = self.config(webhooks);
-        let store: Arc<dyn WebhookStore> = self.store.clone();
         self.task = Some(tokio::spawn(webhook_dispatcher::run(
             config,
-            store,
+            self.stores.clone(),
             self.shutdown.clone(),
         )));
     }
@@ -111,15 +141,18 @@ impl Dispatcher {
 
     /// Registers an endpoint for the test tenant.
     pub async fn endpoint(&self, url: &str, events: Option<Vec<WebhookEventType>>) -> Endpoint {
-        self.store
-            .create_endpoint(&NewEndpoint {
-                id: EndpointId::new(),
-                tenant_id: tenant(),
-                url: url.to_owned(),
-                description: None,
-                events,
-                secret: WebhookSecret::generate(),
-            })
+        self.webhooks
+            .create_endpoint(
+                NewEndpoint {
+                    id: EndpointId::new(),
+                    tenant_id: tenant(),
+                    url: url.to_owned(),
+                    description: None,
+                    events,
+                    secret: WebhookSecret::generate(),
+                },
+                now_millis(),
+            )
             .await
             .expect("endpoint")
     }
@@ -143,11 +176,14 @@ impl Dispatcher {
         check: impl Fn(&[Delivery]) -> bool,
     ) -> Vec<Delivery> {
         eventually(what, WAIT, || async {
-            let deliveries = self
-                .store
+            let deliveries: Vec<Delivery> = self
+                .webhooks
                 .deliveries(&tenant(), receipt)
                 .await
-                .expect("deliveries");
+                .expect("deliveries")
+                .into_iter()
+                .map(Into::into)
+                .collect();
             check(&deliveries).then_some(deliveries)
         })
         .await

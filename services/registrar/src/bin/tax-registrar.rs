@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    registrar::main(receipts_registries::RegistryConfig::tax_default())
+}
