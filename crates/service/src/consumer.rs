@@ -15,7 +15,7 @@ use crate::Error;
 
 /// A consumer service before it connects: who it is and which topics it uses.
 #[derive(Debug, Clone)]
-pub struct ConsumerService {
+pub struct Service {
     name: String,
     kafka: KafkaConfig,
     schema_registry: SchemaRegistryConfig,
@@ -49,7 +49,7 @@ impl Consumer {
     }
 }
 
-impl ConsumerService {
+impl Service {
     pub fn new(
         name: impl Into<String>,
         kafka: &KafkaConfig,

@@ -2,7 +2,7 @@
 //!
 //! - [`main`] is a service binary's whole `main`: command line, configuration (defaults, then
 //!   the file, then `RECEIPTS_*` variables), telemetry, SIGINT/SIGTERM, exit code;
-//! - [`ConsumerService`] connects a consumer service to its broker and schema registry (topics
+//! - [`Service`] connects a consumer service to its broker and schema registry (topics
 //!   created, schemas registered, a producer ready) and runs its handlers through the shared
 //!   consumer loop until shutdown, draining in-flight work.
 //!
@@ -10,7 +10,7 @@
 //!
 //! ```text
 //! pub async fn run(config: Config, stores: Stores, shutdown: CancellationToken) -> Result<(), Error> {
-//!     let service = ConsumerService::new(SERVICE, &config.kafka, &config.schema_registry)
+//!     let service = Service::new(SERVICE, &config.kafka, &config.schema_registry)
 //!         .consumes([Topic::Submitted])
 //!         .produces([Topic::Validated, Topic::Rejected])
 //!         .connect()
@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-pub use consumer::{Connected, Consumer, ConsumerService};
+pub use consumer::{Connected, Consumer, Service};
 
 /// Why a service could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +49,8 @@ pub enum Error {
     Config(#[from] receipts_runtime::ConfigError),
     #[error(transparent)]
     Telemetry(#[from] receipts_runtime::TelemetryError),
-    #[error("cannot start the runtime: {0}")]
-    Runtime(#[from] std::io::Error),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
     /// A part of the service could not be set up.
     #[error("cannot set up {what}: {source}")]
     Setup {

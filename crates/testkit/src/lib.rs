@@ -2,8 +2,10 @@
 //! Schema Registry, started once per test process on free loopback ports, plus per-test isolation
 //! (a unique topic/group prefix and a private directory).
 //!
-//! Set `RECEIPTS_TEST_KAFKA=host:port` (and optionally `RECEIPTS_TEST_SCHEMA_REGISTRY=url`) to run
-//! the same tests against an external Kafka-API broker and registry instead.
+//! Set `TESTKIT_KAFKA=host:port` (and optionally `TESTKIT_SCHEMA_REGISTRY=url`) to run
+//! the same tests against an external Kafka-API broker and registry instead; per-test topic and
+//! group prefixes keep tests apart on it. (Not named `RECEIPTS_…`: the services read every
+//! `RECEIPTS_*` variable as configuration.)
 #![forbid(unsafe_code)]
 
 pub mod receiver;
@@ -37,10 +39,10 @@ static INFRA: OnceLock<Infra> = OnceLock::new();
 pub fn infra() -> &'static Infra {
     INFRA.get_or_init(|| {
         init_logging();
-        let external_kafka = std::env::var("RECEIPTS_TEST_KAFKA")
+        let external_kafka = std::env::var("TESTKIT_KAFKA")
             .ok()
             .filter(|s| !s.is_empty());
-        let external_registry = std::env::var("RECEIPTS_TEST_SCHEMA_REGISTRY")
+        let external_registry = std::env::var("TESTKIT_SCHEMA_REGISTRY")
             .ok()
             .and_then(|s| Url::parse(&s).ok());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -301,6 +303,57 @@ impl TestEnv {
         }
         total
     }
+}
+
+impl TestEnv {
+    /// Waits until consumer group `service` (this test's prefix added) has committed every
+    /// message of `topic` so far: the observable sign that it has finished with all of them,
+    /// rather than a guess at how long that takes.
+    pub async fn wait_until_consumed(&self, service: &str, topic: &str) {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.kafka.bootstrap_servers)
+            .set("group.id", self.kafka.group_id(service))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("offset reader");
+        eventually(
+            &format!("{service} to consume {topic} to its end"),
+            Duration::from_secs(90),
+            || async { consumed_to_end(&consumer, topic).then_some(()) },
+        )
+        .await;
+    }
+}
+
+/// Whether `consumer`'s group has committed up to the end of every partition of `topic`.
+fn consumed_to_end(consumer: &BaseConsumer, topic: &str) -> bool {
+    let wait = Duration::from_secs(5);
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), wait) else {
+        return false;
+    };
+    let mut list = TopicPartitionList::new();
+    let mut ends = Vec::new();
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        list.add_partition(topic, p.id());
+        match consumer.fetch_watermarks(topic, p.id(), wait) {
+            Ok((_, high)) => ends.push((p.id(), high)),
+            Err(_) => return false,
+        }
+    }
+    let Ok(committed) = consumer.committed_offsets(list, wait) else {
+        return false;
+    };
+    ends.iter().all(|(partition, high)| {
+        // A partition nothing was committed for has had nothing consumed: offset 0.
+        let at = match committed
+            .find_partition(topic, *partition)
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(at)) => at,
+            _ => 0,
+        };
+        at >= *high
+    })
 }
 
 impl Default for TestEnv {

@@ -6,8 +6,11 @@
 //! GETs of random receipts from `READERS` concurrent clients (on their own thread) for
 //! `SECONDS`, twice: with the store otherwise idle, and while `WRITERS` tasks on the server's
 //! runtime apply events (4 per receipt, as the projector does) as fast as the store takes them.
-//! It prints p50/p90/p99/max of the GETs and the applies per second. Figures only: nothing is
-//! asserted about speed. `RECEIPTS_BENCH_SECONDS` overrides the duration.
+//! A third round adds another process's writes: a connection of its own takes the database's
+//! write lock for 100 ms of every 300 ms, as a second service or `receipts clients` on the same
+//! file would, so the projection's writes wait for it. It prints p50/p90/p99/max of the GETs and
+//! the applies per second. Figures only: nothing is asserted about speed.
+//! `RECEIPTS_BENCH_SECONDS` overrides the duration.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -48,19 +51,87 @@ fn main() {
     let idle = measure(&base, &key, &ids, duration);
     report("idle store", &idle, None);
 
+    run_busy(&runtime, &store, &key, &ids, &base, duration, None);
+    let locker = LockHolder::start(dir.path().join("bench.db"));
+    run_busy(
+        &runtime,
+        &store,
+        &key,
+        &ids,
+        &base,
+        duration,
+        Some("another process writing"),
+    );
+    locker.stop();
+}
+
+/// GET latencies while `WRITERS` tasks apply events as fast as the store takes them.
+fn run_busy(
+    runtime: &tokio::runtime::Runtime,
+    store: &Stores,
+    key: &str,
+    ids: &[ReceiptId],
+    base: &str,
+    duration: Duration,
+    also: Option<&str>,
+) {
     let stop = Arc::new(AtomicBool::new(false));
     let applied = Arc::new(AtomicUsize::new(0));
     let writers = runtime.spawn(write_load(
-        projector(&store),
+        projector(store),
         Arc::clone(&stop),
         Arc::clone(&applied),
     ));
     let started = Instant::now();
-    let busy = measure(&base, &key, &ids, duration);
+    let busy = measure(base, key, ids, duration);
     let rate = applied.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     runtime.block_on(writers).expect("writers");
-    report("projection at full speed", &busy, Some(rate));
+    let label = match also {
+        Some(also) => format!("projection at full speed, {also}"),
+        None => "projection at full speed".to_owned(),
+    };
+    report(&label, &busy, Some(rate));
+}
+
+/// Another connection to the database that takes its write lock for 100 ms of every 300 ms,
+/// on a thread of its own, until stopped.
+struct LockHolder {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl LockHolder {
+    fn start(path: std::path::PathBuf) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("lock holder runtime");
+            runtime.block_on(async move {
+                let db = libsql::Builder::new_local(&path)
+                    .build()
+                    .await
+                    .expect("database");
+                let conn = db.connect().expect("connection");
+                conn.busy_timeout(Duration::from_secs(5))
+                    .expect("busy timeout");
+                while !flag.load(Ordering::Relaxed) {
+                    conn.execute("BEGIN IMMEDIATE", ()).await.expect("lock");
+                    std::thread::sleep(Duration::from_millis(100));
+                    conn.execute("COMMIT", ()).await.expect("unlock");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+        });
+        Self { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("lock holder");
+    }
 }
 
 /// What the status projector applies events with.

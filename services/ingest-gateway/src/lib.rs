@@ -1,6 +1,6 @@
-//! ingest-gateway: the partners' HTTP API. It stores nothing of its own beyond idempotency
-//! records: a submission becomes a `submitted` event on Kafka (acks=all, idempotent producer), and
-//! reads come from the status store the projector maintains.
+//! ingest-gateway: the partners' HTTP API. It writes only idempotency reservations and
+//! documents: a submission becomes a `submitted` event on Kafka (acks=all, idempotent producer),
+//! and reads come from the records the status projector maintains.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -12,11 +12,8 @@ pub mod problem;
 pub mod routes;
 pub mod webhooks;
 
-use std::sync::Arc;
-
-use receipts_avro::EventCodec;
 use receipts_domain::Topic;
-use receipts_kafka::{EventProducer, TopicNames, TopicSpec, ensure_topics};
+use receipts_service::Service;
 use receipts_store::Stores;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -26,27 +23,13 @@ pub use config::{GatewayConfig, HttpConfig};
 
 pub const SERVICE: &str = "ingest-gateway";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Kafka(#[from] receipts_kafka::Error),
-    #[error(transparent)]
-    Codec(#[from] receipts_avro::Error),
-    #[error(transparent)]
-    Service(#[from] receipts_service::Error),
-    #[error(transparent)]
-    Store(#[from] receipts_store::Error),
-    #[error("serving HTTP: {0}")]
-    Serve(#[from] std::io::Error),
-}
-
 /// Serves the API on `listener` until `shutdown` is cancelled, then finishes in-flight requests.
 pub async fn run(
     config: GatewayConfig,
     stores: Stores,
     listener: TcpListener,
     shutdown: CancellationToken,
-) -> Result<(), Error> {
+) -> Result<(), receipts_service::Error> {
     // What the gateway produces: submissions, redeliveries, and registry outcomes reported by
     // callback.
     let mut produced = vec![Topic::Submitted, Topic::WebhookDeliveries];
@@ -54,15 +37,11 @@ pub async fn run(
         produced.push(Topic::Registered(registry.clone()));
         produced.push(Topic::RegistrationFailed(registry.clone()));
     }
-    let names = TopicNames::new(&config.kafka);
-    let specs: Vec<TopicSpec> = produced
-        .iter()
-        .map(|t| TopicSpec::new(&config.kafka, names.of(t)))
-        .collect();
-    ensure_topics(&config.kafka, &specs).await?;
-    let codec = Arc::new(EventCodec::new(&config.schema_registry)?);
-    let producer = EventProducer::new(&config.kafka, SERVICE, codec)?;
-    producer.register_schemas(&produced).await?;
+    let service = Service::new(SERVICE, &config.kafka, &config.schema_registry)
+        .produces(produced)
+        .connect()
+        .await?;
+    let producer = service.producer().clone();
     let local_addr = listener.local_addr()?;
     let state = AppState::new(
         stores,

@@ -1,12 +1,17 @@
-//! Signed delivery of async results to the configured callback URL, with retries.
+//! Asynchronous mode: completing an accepted registration after its delay, and the signed
+//! delivery of the result to the configured callback URL, with retries.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use axum::http::header;
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::api::Record;
+use crate::api::{Record, RecordState, timestamp};
+use crate::config::Faults;
 use crate::registry::App;
 
 /// Delivery attempts before giving up.
@@ -86,5 +91,71 @@ impl App {
             }
             backoff *= 2;
         }
+    }
+}
+
+impl App {
+    /// Completes the pending record `key` after the delay of `faults` (the configuration in
+    /// effect when it was accepted), then delivers the callback that configuration asks for.
+    pub(crate) fn schedule_completion(self: &Arc<Self>, key: String, faults: Arc<Faults>) {
+        let app = self.clone();
+        let cancel = self.state().generation.clone();
+        tokio::spawn(async move {
+            let delay = Duration::from_millis(faults.async_mode.delay_ms);
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+            let Some(record) = app.complete(&key, &faults, &cancel).await else {
+                return;
+            };
+            let mode = &faults.async_mode;
+            let target = match (&mode.callback_url, &mode.secret) {
+                (Some(url), Some(secret)) => Some((url.clone(), secret.clone())),
+                _ => app
+                    .default_callback
+                    .as_ref()
+                    .map(|t| (t.url.clone(), t.secret.clone())),
+            };
+            if let Some((url, secret)) = target {
+                app.deliver_callback(&url, secret.expose(), &record, &cancel)
+                    .await;
+            }
+        });
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        faults: &Faults,
+        cancel: &CancellationToken,
+    ) -> Option<Record> {
+        let _shared = self.gate.read().await;
+        let _key = self.keys.lock(key).await;
+        // A reset while this waited: the record may be a new one, with its own completion.
+        if cancel.is_cancelled() {
+            return None;
+        }
+        let mut record = self.state().records.get(key).cloned()?;
+        if record.state != RecordState::Pending {
+            return None;
+        }
+        let now = Utc::now();
+        record.state = match faults.rejection_for(&record.party_id) {
+            Some(rule) => RecordState::Rejected {
+                reason: rule.reason.clone(),
+            },
+            None => RecordState::Registered {
+                registry_id: self.shape.registry_id(self.next_serial(), now),
+                registered_at: timestamp(now),
+            },
+        };
+        if self.persist(&record).await.is_err() {
+            // Stays pending; a restart resumes it.
+            return None;
+        }
+        tracing::info!(registry = %self.kind, %key, receipt_ref = %record.receipt_ref, state = ?record.state, "async registration completed");
+        self.state().put(record.clone());
+        Some(record)
     }
 }

@@ -76,9 +76,9 @@ pub(crate) struct CallbackStats {
     pub given_up: u64,
 }
 
-struct State {
+pub(crate) struct State {
     faults: Arc<Faults>,
-    records: HashMap<String, Record>,
+    pub(crate) records: HashMap<String, Record>,
     /// Registrations created per receipt ref (one per idempotency key that created one).
     registrations: BTreeMap<String, u64>,
     next_serial: u64,
@@ -94,7 +94,7 @@ struct State {
     outcomes: BTreeMap<String, u64>,
     callbacks: CallbackStats,
     /// Cancelled by a reset (and by shutdown): stops async completions and callback deliveries.
-    generation: CancellationToken,
+    pub(crate) generation: CancellationToken,
 }
 
 impl State {
@@ -117,7 +117,7 @@ impl State {
     }
 
     /// Stores `record`, counting a registration when it becomes registered.
-    fn put(&mut self, record: Record) {
+    pub(crate) fn put(&mut self, record: Record) {
         let was_registered = self
             .records
             .get(&record.key)
@@ -134,11 +134,11 @@ impl State {
 
 /// Serialises the requests of one idempotency key (different keys proceed in parallel).
 #[derive(Default)]
-struct KeyLocks {
+pub(crate) struct KeyLocks {
     map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-struct KeyGuard<'a> {
+pub(crate) struct KeyGuard<'a> {
     locks: &'a KeyLocks,
     key: String,
     mutex: Arc<tokio::sync::Mutex<()>>,
@@ -146,7 +146,7 @@ struct KeyGuard<'a> {
 }
 
 impl KeyLocks {
-    async fn lock(&self, key: &str) -> KeyGuard<'_> {
+    pub(crate) async fn lock(&self, key: &str) -> KeyGuard<'_> {
         let mutex = lock(&self.map).entry(key.to_owned()).or_default().clone();
         let guard = mutex.clone().lock_owned().await;
         KeyGuard {
@@ -197,14 +197,14 @@ pub(crate) struct App {
     pub kind: RegistryKind,
     pub shape: &'static dyn Shape,
     state: Mutex<State>,
-    keys: KeyLocks,
+    pub(crate) keys: KeyLocks,
     /// Registrations and completions hold it shared; a reset holds it exclusively.
-    gate: tokio::sync::RwLock<()>,
+    pub(crate) gate: tokio::sync::RwLock<()>,
     journal: Option<Journal>,
     pub(crate) http: reqwest::Client,
     shutdown: CancellationToken,
     /// Where callbacks go when the fault configuration names no URL.
-    default_callback: Option<crate::config::CallbackTarget>,
+    pub(crate) default_callback: Option<crate::config::CallbackTarget>,
 }
 
 impl App {
@@ -267,7 +267,7 @@ impl App {
         Ok(app)
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
 
@@ -554,7 +554,7 @@ impl App {
         }
     }
 
-    fn next_serial(&self) -> u64 {
+    pub(crate) fn next_serial(&self) -> u64 {
         let mut state = self.state();
         let serial = state.next_serial;
         state.next_serial += 1;
@@ -562,7 +562,7 @@ impl App {
     }
 
     /// Writes `record` to the state file, if any; a failure is answered as the registry's 500.
-    async fn persist(&self, record: &Record) -> Result<(), Answer> {
+    pub(crate) async fn persist(&self, record: &Record) -> Result<(), Answer> {
         let Some(journal) = &self.journal else {
             return Ok(());
         };
@@ -570,69 +570,5 @@ impl App {
             tracing::error!(registry = %self.kind, %error, key = %record.key, "cannot persist a registration");
             self.shape.fault(FaultKind::Http500, 0)
         })
-    }
-
-    /// Completes the pending record `key` after the delay of `faults` (the configuration in
-    /// effect when it was accepted), then delivers the callback that configuration asks for.
-    fn schedule_completion(self: &Arc<Self>, key: String, faults: Arc<Faults>) {
-        let app = self.clone();
-        let cancel = self.state().generation.clone();
-        tokio::spawn(async move {
-            let delay = Duration::from_millis(faults.async_mode.delay_ms);
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(delay) => {}
-            }
-            let Some(record) = app.complete(&key, &faults, &cancel).await else {
-                return;
-            };
-            let mode = &faults.async_mode;
-            let target = match (&mode.callback_url, &mode.secret) {
-                (Some(url), Some(secret)) => Some((url.clone(), secret.clone())),
-                _ => app
-                    .default_callback
-                    .as_ref()
-                    .map(|t| (t.url.clone(), t.secret.clone())),
-            };
-            if let Some((url, secret)) = target {
-                app.deliver_callback(&url, secret.expose(), &record, &cancel)
-                    .await;
-            }
-        });
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        faults: &Faults,
-        cancel: &CancellationToken,
-    ) -> Option<Record> {
-        let _shared = self.gate.read().await;
-        let _key = self.keys.lock(key).await;
-        // A reset while this waited: the record may be a new one, with its own completion.
-        if cancel.is_cancelled() {
-            return None;
-        }
-        let mut record = self.state().records.get(key).cloned()?;
-        if record.state != RecordState::Pending {
-            return None;
-        }
-        let now = Utc::now();
-        record.state = match faults.rejection_for(&record.party_id) {
-            Some(rule) => RecordState::Rejected {
-                reason: rule.reason.clone(),
-            },
-            None => RecordState::Registered {
-                registry_id: self.shape.registry_id(self.next_serial(), now),
-                registered_at: timestamp(now),
-            },
-        };
-        if self.persist(&record).await.is_err() {
-            // Stays pending; a restart resumes it.
-            return None;
-        }
-        tracing::info!(registry = %self.kind, %key, receipt_ref = %record.receipt_ref, state = ?record.state, "async registration completed");
-        self.state().put(record.clone());
-        Some(record)
     }
 }

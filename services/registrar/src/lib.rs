@@ -18,7 +18,7 @@ use receipts_kafka::{
 };
 use receipts_registries::{CallError, RegistrationRequest, Registry, RegistryConfig};
 use receipts_runtime::TelemetryConfig;
-use receipts_service::{Consumer, ConsumerService, ServiceConfig};
+use receipts_service::{Consumer, Service, ServiceConfig};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -91,7 +91,7 @@ pub async fn run(
     })?;
     let name = registry.name().clone();
     let service = config.service();
-    let connected = ConsumerService::new(&service, &config.kafka, &config.schema_registry)
+    let connected = Service::new(&service, &config.kafka, &config.schema_registry)
         .consumes([Topic::Validated])
         .produces([
             Topic::Registered(name.clone()),

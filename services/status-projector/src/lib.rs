@@ -16,7 +16,7 @@ use receipts_domain::event::now_millis;
 use receipts_domain::{ReceiptEvent, StatusChanged, StatusPolicy, Topic};
 use receipts_kafka::{EventHandler, EventProducer, HandlerError, KafkaConfig, MessageContext};
 use receipts_runtime::TelemetryConfig;
-use receipts_service::{Consumer, ConsumerService, ServiceConfig};
+use receipts_service::{Consumer, Service, ServiceConfig};
 use receipts_store::{StoreConfig, Stores};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -51,7 +51,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), receipts_service::Error> {
     let topics = Topic::receipt_topics(&config.status.registries());
-    let service = ConsumerService::new(SERVICE, &config.kafka, &config.schema_registry)
+    let service = Service::new(SERVICE, &config.kafka, &config.schema_registry)
         .consumes(topics.clone())
         .produces([Topic::StatusChanged])
         .connect()

@@ -9,7 +9,7 @@ use receipts_domain::{
 };
 use receipts_kafka::{EventHandler, EventProducer, HandlerError, KafkaConfig, MessageContext};
 use receipts_runtime::TelemetryConfig;
-use receipts_service::{Consumer, ConsumerService, ServiceConfig};
+use receipts_service::{Consumer, Service, ServiceConfig};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +39,7 @@ pub async fn run(
     config: ValidatorConfig,
     shutdown: CancellationToken,
 ) -> Result<(), receipts_service::Error> {
-    let service = ConsumerService::new(SERVICE, &config.kafka, &config.schema_registry)
+    let service = Service::new(SERVICE, &config.kafka, &config.schema_registry)
         .consumes([Topic::Submitted])
         .produces([Topic::Validated, Topic::Rejected])
         .connect()

@@ -19,7 +19,7 @@ use receipts_core::Webhooks;
 use receipts_domain::Topic;
 use receipts_kafka::KafkaConfig;
 use receipts_runtime::TelemetryConfig;
-use receipts_service::{Consumer, ConsumerService, ServiceConfig};
+use receipts_service::{Consumer, Service, ServiceConfig};
 use receipts_store::{StoreConfig, Stores};
 use receipts_webhooks::{AddressPolicy, WebhookConfig};
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,7 @@ pub async fn run(
     stores: Stores,
     shutdown: CancellationToken,
 ) -> Result<(), receipts_service::Error> {
-    let service = ConsumerService::new(SERVICE, &config.kafka, &config.schema_registry)
+    let service = Service::new(SERVICE, &config.kafka, &config.schema_registry)
         .consumes([Topic::StatusChanged, Topic::WebhookDeliveries])
         .produces([Topic::WebhookDeliveries, Topic::WebhookFailed])
         .connect()

@@ -232,7 +232,8 @@ async fn produced_events_are_consumed_with_headers_and_offsets_committed() {
         (again.seen_ids().len() >= 5).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Done with everything there is (committed to the end): nothing else can come now.
+    env.wait_until_consumed("svc", &topic).await;
     shutdown.cancel();
     task.await.expect("join").expect("consumer ran");
     let second: HashSet<String> = again.seen_ids().into_iter().collect();

@@ -36,7 +36,7 @@ use crate::{Error, Health, Result, SqliteOptions};
 pub(crate) const BACKEND: &str = "sqlite";
 
 /// Reader connections (and threads) per store. Reads are short point lookups.
-const READERS: usize = 4;
+const READERS: usize = 2;
 
 /// The SQLite store. Cheap to clone: clones share the same connections and threads.
 #[derive(Clone)]

@@ -16,6 +16,24 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 impl TestApp {
+    /// What the dispatcher records when it plans an `accepted` message to a receipt's
+    /// `Callback-Url`: a pending delivery.
+    async fn record_callback_delivery(&self, tenant: &TenantId, receipt_id: ReceiptId, id: &str) {
+        self.webhooks
+            .record_delivery(NewDelivery {
+                id: id.into(),
+                tenant_id: tenant.clone(),
+                receipt_id,
+                destination: Destination::Callback,
+                url: "https://partner.example/cb".into(),
+                event_type: WebhookEventType::Accepted,
+                payload: br#"{"type":"receipt.accepted"}"#.to_vec(),
+                created_at: Utc::now(),
+            })
+            .await
+            .expect("delivery");
+    }
+
     async fn send(
         &self,
         method: reqwest::Method,
@@ -383,19 +401,8 @@ async fn the_delivery_log_is_served_and_failed_deliveries_can_be_retried() {
     let receipt_id = ReceiptId::parse(receipt["id"].as_str().expect("id")).expect("receipt id");
     let tenant = TenantId::parse("acme").expect("tenant");
     let delivery_id = "msg_0123456789abcdef0123456789abcdef";
-    app.webhooks
-        .record_delivery(NewDelivery {
-            id: delivery_id.into(),
-            tenant_id: tenant.clone(),
-            receipt_id,
-            destination: Destination::Callback,
-            url: "https://partner.example/cb".into(),
-            event_type: WebhookEventType::Accepted,
-            payload: br#"{"type":"receipt.accepted"}"#.to_vec(),
-            created_at: Utc::now(),
-        })
-        .await
-        .expect("delivery");
+    app.record_callback_delivery(&tenant, receipt_id, delivery_id)
+        .await;
     app.webhooks
         .record_attempt(
             delivery_id,
@@ -574,19 +581,12 @@ async fn a_redelivery_that_cannot_be_queued_changes_nothing() {
     let receipt: Value = accepted.json().await.expect("json");
     let receipt_id = ReceiptId::parse(receipt["id"].as_str().expect("id")).expect("receipt id");
     let delivery_id = "msg_fedcba9876543210fedcba9876543210";
-    app.webhooks
-        .record_delivery(NewDelivery {
-            id: delivery_id.into(),
-            tenant_id: TenantId::parse("acme").expect("tenant"),
-            receipt_id,
-            destination: Destination::Callback,
-            url: "https://partner.example/cb".into(),
-            event_type: WebhookEventType::Accepted,
-            payload: br#"{"type":"receipt.accepted"}"#.to_vec(),
-            created_at: Utc::now(),
-        })
-        .await
-        .expect("delivery");
+    app.record_callback_delivery(
+        &TenantId::parse("acme").expect("tenant"),
+        receipt_id,
+        delivery_id,
+    )
+    .await;
     app.webhooks
         .fail_delivery(delivery_id, 1, "the endpoint was deleted", now_millis())
         .await

@@ -114,7 +114,15 @@ async fn a_registry_rejection_fails_the_receipt_with_its_reason() {
             .contains("no shipping contract"),
         "{failure}"
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The registrar has finished with every message there is: no call can come any more.
+    let names = receipts_kafka::TopicNames::new(&platform.env.kafka);
+    let validated = names.of(&receipts_domain::Topic::Validated);
+    let service = "logistics-registrar";
+    platform.env.wait_until_consumed(service, &validated).await;
+    for tier in 1..=2 {
+        let tier = names.retry_tier(service, &validated, tier);
+        platform.env.wait_until_consumed(service, &tier).await;
+    }
     let calls = platform
         .admin("logistics", &format!("/admin/calls?receipt_ref={id}"))
         .await;
@@ -206,7 +214,14 @@ async fn async_callbacks_complete_registrations_and_forged_ones_are_refused() {
         .expect("send");
     assert_eq!(unknown.status(), 404);
 
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Refused callbacks produce nothing: the only tax registration on Kafka is the first
+    // receipt's, so the projector has nothing to change the pending receipt with.
+    let registered = receipts_kafka::TopicNames::new(&platform.env.kafka).of(
+        &receipts_domain::Topic::Registered(
+            receipts_domain::RegistryName::parse("tax").expect("name"),
+        ),
+    );
+    assert_eq!(platform.env.message_count(&registered), 1);
     let receipt = platform.receipt(&pending).await;
     assert_eq!(receipt["status"], "VALIDATED", "no state change");
     assert!(

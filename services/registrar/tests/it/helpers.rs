@@ -22,6 +22,8 @@ pub struct Harness {
     pub mock: RunningMock,
     pub registry: RegistryName,
     pub http: reqwest::Client,
+    /// How many retry tiers the registrar has.
+    tiers: usize,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), receipts_service::Error>>,
 }
@@ -54,6 +56,7 @@ impl Harness {
         registry.timeout = Duration::from_secs(2);
         adjust(&mut registry);
         let name = registry.name.clone();
+        let tiers = retry.tiers();
         let config = RegistrarConfig {
             registry,
             retry,
@@ -72,6 +75,7 @@ impl Harness {
             mock,
             registry: name,
             http,
+            tiers,
             shutdown,
             task,
         }
@@ -131,6 +135,20 @@ impl Harness {
             "{}",
             response.text().await.unwrap_or_default()
         );
+    }
+
+    /// Waits until the registrar has finished with every message there is: `receipts.validated`
+    /// and each of its retry tiers committed to the end. After that, no call can come any more
+    /// unless a new message does.
+    pub async fn wait_until_settled(&self) {
+        let names = TopicNames::new(&self.env.kafka);
+        let service = registrar::service_name(&self.registry);
+        let validated = names.of(&Topic::Validated);
+        self.env.wait_until_consumed(&service, &validated).await;
+        for tier in 1..=self.tiers {
+            let topic = names.retry_tier(&service, &validated, tier);
+            self.env.wait_until_consumed(&service, &topic).await;
+        }
     }
 
     /// How many registrations the mock made for `receipt`.

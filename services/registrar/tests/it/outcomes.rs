@@ -69,7 +69,7 @@ async fn a_permanent_rejection_fails_the_receipt_with_the_registrys_reason_and_s
         "{}",
         f.failure.reason
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.wait_until_settled().await;
     assert_eq!(
         h.calls(id).await.len(),
         1,

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use mock_registries::{FailFirst, FaultKind, Faults, RegistryKind};
 use receipts_domain::registry::failure_code;
 use receipts_domain::{ReceiptEvent, Topic};
@@ -149,7 +147,7 @@ async fn the_horizon_ends_retries_with_failed() {
     );
     let calls = h.calls(id).await.len();
     assert!(calls >= 3, "retried until the horizon: {calls} calls");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.wait_until_settled().await;
     assert_eq!(h.calls(id).await.len(), calls, "no call after failing");
     h.stop().await;
 }

@@ -8,7 +8,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use receipts_core::Projector;
 use receipts_domain::event::now_millis;
 use receipts_domain::{
@@ -489,43 +488,8 @@ async fn a_change_applied_before_a_crash_is_announced_on_redelivery() {
 
 /// The committed offset of the projector's group on every partition of `topic` reaches its end.
 async fn wait_until_consumed(env: &TestEnv, topic: &str) {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &env.kafka.bootstrap_servers)
-        .set("group.id", env.kafka.group_id(status_projector::SERVICE))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("offset reader");
-    eventually(&format!("{topic} consumed to its end"), WAIT, || async {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .ok()?;
-        let mut list = rdkafka::TopicPartitionList::new();
-        let mut ends = Vec::new();
-        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            list.add_partition(topic, p.id());
-            let (_, high) = consumer
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(5))
-                .ok()?;
-            ends.push((p.id(), high));
-        }
-        let committed = consumer
-            .committed_offsets(list, Duration::from_secs(5))
-            .ok()?;
-        ends.iter()
-            .all(|(partition, high)| {
-                let offset = committed
-                    .find_partition(topic, *partition)
-                    .map(|e| e.offset());
-                // A partition nothing was committed for has nothing consumed: offset 0.
-                let at = match offset {
-                    Some(rdkafka::Offset::Offset(at)) => at,
-                    _ => 0,
-                };
-                at >= *high
-            })
-            .then_some(())
-    })
-    .await;
+    env.wait_until_consumed(status_projector::SERVICE, topic)
+        .await;
 }
 
 /// A poison event (its receipt's stored record is corrupt, which no retry can fix) at offset N of
