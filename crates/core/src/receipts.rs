@@ -30,10 +30,15 @@ impl Receipts {
     }
 
     /// The receipt as partners see it: its record, or (before the projection has the
-    /// submission) what its reservation says: RECEIVED.
+    /// submission) what its reservation says: RECEIVED. A record whose other events overtook
+    /// its submission shows the submission's facts from the reservation.
     pub async fn receipt(&self, tenant: &TenantId, id: ReceiptId) -> Result<Option<ReceiptRecord>> {
         let record = match self.receipts.receipt(id).await? {
-            Some(record) => Some(record),
+            Some(record) if record.has_submission() => Some(record),
+            Some(record) => Some(match self.reservations.reservation_of(id).await? {
+                Some(reservation) => record.with_submission(&reservation),
+                None => record,
+            }),
             None => self
                 .reservations
                 .reservation_of(id)

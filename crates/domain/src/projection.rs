@@ -151,6 +151,24 @@ impl ReceiptRecord {
         }
     }
 
+    /// Whether the projection has applied the receipt's `submitted` event yet.
+    pub fn has_submission(&self) -> bool {
+        self.received_at.is_some()
+    }
+
+    /// The record with what its submission says (type, content type, callback URL, time of
+    /// receipt) taken from the gateway's `reservation`, for a record whose other events
+    /// overtook its `submitted` event. Read side only: the timeline stays as projected.
+    pub fn with_submission(mut self, reservation: &Reservation) -> Self {
+        if !self.has_submission() {
+            self.receipt_type = Some(reservation.receipt_type.clone());
+            self.content_type = Some(reservation.content_type.clone());
+            self.callback_url.clone_from(&reservation.callback_url);
+            self.received_at = Some(reservation.received_at);
+        }
+        self
+    }
+
     /// The receipt `current` (none: not seen yet) after `event`, recorded at `now`, with
     /// statuses derived by `policy`.
     pub fn project(
@@ -266,11 +284,15 @@ impl ReceiptRecord {
         }
     }
 
-    /// Whether the receipt's current status rests on facts of `fact`'s kind: the validation for
-    /// VALIDATED, the validation and registrations for ACCEPTED, a rejection for REJECTED, a
-    /// failed registration for FAILED. An event stating such a fact may be the one that reached
+    /// Whether the receipt's current status rests on facts of `fact`'s kind: the submission for
+    /// every status but RECEIVED, the validation for VALIDATED, the validation and
+    /// registrations for ACCEPTED, a rejection for REJECTED, a failed registration for FAILED. An event stating such a fact may be the one that reached
     /// the status, so its redelivery announces the status again.
     pub fn status_rests_on(&self, fact: &Fact) -> bool {
+        // A late submission releases whatever status the other facts had reached.
+        if *fact == Fact::Submitted {
+            return self.status != Status::Received;
+        }
         match self.status {
             Status::Received => false,
             Status::Validated => *fact == Fact::Validated,

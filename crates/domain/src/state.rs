@@ -142,11 +142,15 @@ impl Transition {
 }
 
 impl ReceiptState {
-    /// The status these facts add up to. Precedence: a rejection is final whatever else
-    /// arrived; then a failed registration; then acceptance once every required registry has
-    /// registered a validated receipt.
+    /// The status these facts add up to. Nothing moves a receipt on before its submission is
+    /// known: the submission names the callback URL that must hear the outcome, and its event
+    /// may be overtaken by the others (they travel on other topics). Then precedence: a
+    /// rejection is final whatever else arrived; then a failed registration; then acceptance
+    /// once every required registry has registered a validated receipt.
     pub fn status(&self, policy: &StatusPolicy) -> Status {
-        if self.rejected {
+        if !self.submitted {
+            Status::Received
+        } else if self.rejected {
             Status::Rejected
         } else if !self.failed.is_empty() {
             Status::Failed
@@ -241,24 +245,36 @@ mod tests {
             "any order"
         );
         assert_eq!(
-            status(&[Submitted, tax, logistics]),
+            status(&[Submitted, tax.clone(), logistics.clone()]),
             Status::Received,
             "registered but not (yet) known valid"
+        );
+        assert_eq!(
+            status(&[Validated, tax, logistics]),
+            Status::Received,
+            "nothing moves before the submission is known"
         );
         assert_eq!(
             status(&[Submitted, Validated, RegistrationFailed(registry("tax"))]),
             Status::Failed
         );
+        assert_eq!(status(&[Rejected]), Status::Received);
     }
 
     #[test]
     fn precedence_of_terminal_statuses() {
         use Fact::*;
         assert_eq!(
-            status(&[Validated, Rejected, RegistrationFailed(registry("tax"))]),
+            status(&[
+                Submitted,
+                Validated,
+                Rejected,
+                RegistrationFailed(registry("tax"))
+            ]),
             Status::Rejected
         );
         let all = [
+            Submitted,
             Validated,
             Registered(registry("tax")),
             Registered(registry("logistics")),
@@ -275,7 +291,11 @@ mod tests {
     #[test]
     fn the_policy_decides_what_accepted_needs() {
         let only_tax = StatusPolicy::new([registry("tax")]);
-        let state = fold(&[Fact::Validated, Fact::Registered(registry("tax"))]);
+        let state = fold(&[
+            Fact::Submitted,
+            Fact::Validated,
+            Fact::Registered(registry("tax")),
+        ]);
         assert_eq!(state.status(&only_tax), Status::Accepted);
         assert_eq!(state.status(&StatusPolicy::default()), Status::Validated);
     }

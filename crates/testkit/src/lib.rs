@@ -212,6 +212,15 @@ impl TestEnv {
         }
     }
 
+    /// Waits until the broker has certainly evicted the group members of a process killed with
+    /// `kill -9`, before its replacement starts. tansu 0.6 strands partitions otherwise: when a
+    /// new member joins while a dead one is still registered, the dead one keeps its partitions
+    /// in the new generation, and its later eviction by heartbeat leaves the group "formed"
+    /// without a rebalance, so nobody consumes them (Kafka rebalances; see docs/architecture.md).
+    pub async fn outlive_dead_members(&self) {
+        tokio::time::sleep(self.kafka.session_timeout + Duration::from_secs(1)).await;
+    }
+
     pub fn codec(&self) -> Arc<EventCodec> {
         Arc::new(EventCodec::new(&self.schema_registry).expect("codec"))
     }

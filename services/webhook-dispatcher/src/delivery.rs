@@ -68,8 +68,7 @@ impl Deliverer {
             .await;
         drop(permit);
         let number = series - 1 + context.attempt;
-        self.log_attempt(message, &target, series, number, &attempt)
-            .await?;
+        // Health first: a delivery seen as delivered implies its endpoint's health is recorded.
         let health = match (&message.destination, &attempt.outcome) {
             (Destination::Endpoint(id), Outcome::Delivered | Outcome::Failed { .. }) => Some(
                 self.webhooks
@@ -84,6 +83,8 @@ impl Deliverer {
             ),
             _ => None,
         };
+        self.log_attempt(message, &target, series, number, &attempt)
+            .await?;
         match attempt.outcome {
             Outcome::Delivered => Ok(()),
             Outcome::Refused(reason) => {

@@ -392,6 +392,46 @@ fn a_late_validation_reveals_every_status_it_passes() {
     );
 }
 
+/// Under load the `submitted` topic may lag behind the others: the outcome waits for the
+/// submission, whose callback URL must hear it.
+#[test]
+fn nothing_moves_before_the_submission_and_its_callback_url_hear_the_outcome() {
+    let fx = Fixture::new();
+    let submitted = fx.submitted();
+    let others = [
+        fx.validated(),
+        fx.registered("tax"),
+        fx.registered("logistics"),
+    ];
+    let before = last(&others);
+    assert_eq!(before.status, Status::Received);
+    assert_eq!(before.changes_since(None), [], "nothing to announce yet");
+    let (after, transition) = applied(Some(&before), &submitted);
+    assert_eq!(
+        (transition.from, transition.to),
+        (Status::Received, Status::Accepted)
+    );
+    let announced: Vec<_> = after
+        .changes_since(Some(&before))
+        .into_iter()
+        .map(|change| after.announcement(change))
+        .collect();
+    assert_eq!(
+        announced.iter().map(|a| (a.from, a.to)).collect::<Vec<_>>(),
+        [
+            (Status::Received, Status::Validated),
+            (Status::Validated, Status::Accepted)
+        ]
+    );
+    assert!(
+        announced
+            .iter()
+            .all(|a| a.callback_url.is_some() && a.callback_url == after.callback_url)
+    );
+    let in_order: Vec<ReceiptEvent> = [submitted].into_iter().chain(others).collect();
+    assert_eq!(after, last(&in_order), "as if delivered in order");
+}
+
 #[test]
 fn a_status_rests_on_the_facts_that_reach_it() {
     let fx = Fixture::new();
@@ -404,7 +444,10 @@ fn a_status_rests_on_the_facts_that_reach_it() {
     ]);
     assert!(accepted.status_rests_on(&Fact::Validated));
     assert!(accepted.status_rests_on(&tax));
-    assert!(!accepted.status_rests_on(&Fact::Submitted));
+    assert!(
+        accepted.status_rests_on(&Fact::Submitted),
+        "a late submission may be what released ACCEPTED"
+    );
     let validated = last(&[fx.submitted(), fx.validated()]);
     assert!(validated.status_rests_on(&Fact::Validated));
     assert!(!validated.status_rests_on(&tax));
@@ -509,14 +552,12 @@ fn rank(status: Status) -> u8 {
     }
 }
 
-#[test]
-fn a_reservation_shows_what_the_projected_submission_will() {
-    let fx = Fixture::new();
-    let submitted = fx.submitted();
-    let ReceiptEvent::Submitted(s) = &submitted else {
+/// The gateway's reservation of `submitted`.
+fn reservation_of(fx: &Fixture, submitted: &ReceiptEvent) -> Reservation {
+    let ReceiptEvent::Submitted(s) = submitted else {
         panic!("a submission")
     };
-    let reservation = Reservation {
+    Reservation {
         tenant_id: fx.tenant.clone(),
         idempotency_key: s.idempotency_key.clone(),
         fingerprint: crate::RequestFingerprint::of(
@@ -531,7 +572,14 @@ fn a_reservation_shows_what_the_projected_submission_will() {
         receipt_type: s.receipt_type.clone(),
         content_type: s.content_type.clone(),
         callback_url: s.callback_url.clone(),
-    };
+    }
+}
+
+#[test]
+fn a_reservation_shows_what_the_projected_submission_will() {
+    let fx = Fixture::new();
+    let submitted = fx.submitted();
+    let reservation = reservation_of(&fx, &submitted);
     let mut early = ReceiptRecord::received(&reservation);
     assert_eq!(early.version, 0, "never stored");
     let (projected, _) = applied(None, &submitted);
@@ -540,4 +588,29 @@ fn a_reservation_shows_what_the_projected_submission_will() {
     early.updated_at = projected.updated_at;
     early.timeline[0].recorded_at = projected.timeline[0].recorded_at;
     assert_eq!(early, projected);
+}
+
+#[test]
+fn a_record_overtaking_its_submission_shows_the_submissions_facts_from_the_reservation() {
+    let fx = Fixture::new();
+    let submitted = fx.submitted();
+    let reservation = reservation_of(&fx, &submitted);
+    let (overtaken, _) = applied(None, &fx.validated());
+    assert!(!overtaken.has_submission());
+    let shown = overtaken.clone().with_submission(&reservation);
+    let (complete, _) = applied(Some(&overtaken), &submitted);
+    assert!(shown.has_submission());
+    assert_eq!(shown.receipt_type, complete.receipt_type);
+    assert_eq!(shown.content_type, complete.content_type);
+    assert_eq!(shown.callback_url, complete.callback_url);
+    assert_eq!(shown.received_at, complete.received_at);
+    assert_eq!(
+        shown.timeline, overtaken.timeline,
+        "the timeline stays as projected"
+    );
+    assert_eq!(
+        complete.clone().with_submission(&reservation),
+        complete,
+        "a record with its submission is shown as it is"
+    );
 }

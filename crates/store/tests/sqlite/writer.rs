@@ -141,7 +141,9 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Generous: on a loaded machine a commit or the closing checkpoint can wait seconds for
+    // the disk.
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(value) = check().await {
             return value;

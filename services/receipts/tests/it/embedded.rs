@@ -95,7 +95,7 @@ async fn the_embedded_default_survives_a_restart() {
     }
     let mut before = Vec::new();
     for (id, expect) in &ids {
-        before.push(wait_for_status(&http, &base, &key, id, &[expect]).await);
+        before.push(wait_for_settled(&http, &base, &key, id, expect).await);
     }
     stop.cancel();
     running.await.expect("join").expect("clean stop");

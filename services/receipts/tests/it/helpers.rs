@@ -190,20 +190,65 @@ pub async fn wait_for_status(
     id: &str,
     statuses: &[&str],
 ) -> serde_json::Value {
-    eventually(
-        &format!("receipt {id} to reach {statuses:?}"),
-        WAIT,
-        || async {
-            let response = http
-                .get(format!("{base}/v1/receipts/{id}"))
-                .bearer_auth(key)
-                .send()
-                .await
-                .ok()?;
-            let json: serde_json::Value = response.json().await.ok()?;
-            statuses.contains(&json["status"].as_str()?).then_some(json)
+    wait_for_receipt(
+        http,
+        base,
+        key,
+        id,
+        &format!("to reach {statuses:?}"),
+        |json| {
+            json["status"]
+                .as_str()
+                .is_some_and(|status| statuses.contains(&status))
         },
     )
+    .await
+}
+
+/// Waits until the receipt's view is `status` and has every event projected, its submission
+/// included (which other events may overtake).
+pub async fn wait_for_settled(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: &str,
+    status: &str,
+) -> serde_json::Value {
+    wait_for_receipt(
+        http,
+        base,
+        key,
+        id,
+        &format!("to settle as {status}"),
+        |json| {
+            let submitted = json["timeline"]
+                .as_array()
+                .is_some_and(|timeline| timeline.iter().any(|e| e["event"] == "submitted"));
+            json["status"] == status && submitted
+        },
+    )
+    .await
+}
+
+/// Waits until the receipt's view satisfies `done` (described by `what`).
+async fn wait_for_receipt(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    eventually(&format!("receipt {id} {what}"), WAIT, || async {
+        let response = http
+            .get(format!("{base}/v1/receipts/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .ok()?;
+        let json: serde_json::Value = response.json().await.ok()?;
+        done(&json).then_some(json)
+    })
     .await
 }
 

@@ -119,6 +119,7 @@ async fn kill_9_mid_flight_then_restart_registers_everything_exactly_once() {
         "the kill landed mid-flight ({at_kill} of {RECEIPTS} registered)"
     );
 
+    env.outlive_dead_members().await;
     let mut registrar = spawn_registrar(&env, &mock.base_url(), &log);
     let registered_topic = names.of(&Topic::Registered("tax".parse().expect("name")));
     let codec = env.codec();

@@ -171,6 +171,19 @@ async fn publish_all(producer: &EventProducer, events: &[ReceiptEvent]) {
         .await;
 }
 
+/// Prints the projector's log when the test fails: the process's output is otherwise lost with
+/// the test's temporary directory.
+struct LogOnFailure(std::path::PathBuf);
+
+impl Drop for LogOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.0).unwrap_or_default();
+            eprintln!("--- status-projector log ---\n{log}");
+        }
+    }
+}
+
 fn spawn_projector(env: &TestEnv, db: &Path, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -193,7 +206,10 @@ fn spawn_projector(env: &TestEnv, db: &Path, log: &Path) -> Child {
             env.schema_registry.url.as_str(),
         )
         .env("RECEIPTS_STORE__URL", StoreConfig::sqlite(db).url)
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(true)
@@ -221,6 +237,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing_and_doubles_nothing() {
     let producer = env.producer();
     let db = env.dir.path().join("receipts.db");
     let log = env.dir.path().join("projector.log");
+    let _log_on_failure = LogOnFailure(log.clone());
     let store = open_store(&db).await;
 
     let mut ids = Vec::new();
@@ -255,6 +272,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing_and_doubles_nothing() {
     }
     publish_all(&producer, &second_batch).await;
 
+    env.outlive_dead_members().await;
     let mut projector = spawn_projector(&env, &db, &log);
     let all = ids.len();
     eventually(

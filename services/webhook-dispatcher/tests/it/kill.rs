@@ -81,6 +81,7 @@ async fn kill_9_mid_delivery_redelivers_with_the_same_webhook_id() {
     let first = receiver.wait_for(1).await.remove(0);
     process.kill().await.expect("kill -9");
 
+    harness.env.outlive_dead_members().await;
     let mut process = spawn_dispatcher(&config, &log);
     let requests = receiver.wait_for(2).await;
     assert_eq!(
