@@ -11,7 +11,7 @@ use crate::Result;
 /// Reads of receipts, tenant by tenant: another tenant's receipt does not exist.
 #[derive(Clone)]
 pub struct Receipts {
-    receipts: Arc<dyn ReceiptStore>,
+    pub(crate) receipts: Arc<dyn ReceiptStore>,
     reservations: Arc<dyn ReservationStore>,
     documents: Arc<dyn DocumentStore>,
 }

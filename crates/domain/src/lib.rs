@@ -9,6 +9,7 @@ pub mod event;
 mod failure;
 pub mod idempotency;
 pub mod ids;
+pub mod listing;
 pub mod projection;
 pub mod receipt;
 pub mod receipt_type;
@@ -28,6 +29,7 @@ pub use idempotency::{IdempotencyDecision, RequestFingerprint, Reservation};
 pub use ids::{
     CallbackUrl, ClientId, EndpointId, EventId, IdError, IdempotencyKey, ReceiptId, TenantId,
 };
+pub use listing::{ListError, ListQuery, ListRequest, Order, ReceiptScan, ReceiptSummary};
 pub use projection::{Projection, ProjectionError, ReceiptRecord, TimelineEntry};
 pub use receipt::{Line, NormalizedReceipt, Party, Payment, Reason, Totals};
 pub use receipt_type::{ReceiptType, ReceiptTypeError};

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::registry::RegistryName;
 
 /// What partners see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     /// Accepted by the gateway, not yet validated.

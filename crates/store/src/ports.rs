@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use receipts_domain::{
     ApiClient, CallbackSecrets, ClientId, Delivery, DeliveryAttempt, Endpoint, EndpointId,
-    NewClient, ReceiptId, ReceiptRecord, Reservation, TenantId,
+    NewClient, ReceiptId, ReceiptRecord, ReceiptScan, ReceiptSummary, Reservation, TenantId,
 };
 
 use crate::Result;
@@ -29,6 +29,20 @@ pub trait ReceiptStore: Send + Sync + 'static {
     /// of its receipt is `expected`, where 0 means "no record yet". Writing a record whose
     /// version is not above `expected` is a caller's bug.
     async fn save_receipt(&self, record: &ReceiptRecord, expected: u64) -> Result<Cas>;
+
+    /// The ids of up to `limit` receipts `scan` selects (its tenant, id range and filters), in
+    /// its order. Not a snapshot: a receipt saved meanwhile may or may not be among them, and a
+    /// filter on status sees each record as last saved.
+    async fn scan_receipt_ids(&self, scan: &ReceiptScan, limit: usize) -> Result<Vec<ReceiptId>>;
+
+    /// The summaries of `tenant`'s receipts with ids from `first` to `last` (both included),
+    /// ascending by id, each as its record was last saved.
+    async fn receipt_summaries(
+        &self,
+        tenant: &TenantId,
+        first: ReceiptId,
+        last: ReceiptId,
+    ) -> Result<Vec<ReceiptSummary>>;
 }
 
 /// The result of [`ReservationStore::reserve`].

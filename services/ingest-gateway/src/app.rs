@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
-use receipts_core::{Receipts, Webhooks};
+use receipts_core::{CursorKey, Receipts, Webhooks};
 use receipts_domain::RegistryName;
 use receipts_kafka::EventProducer;
 use receipts_registries::CallbackConfig;
@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 use crate::callbacks;
 use crate::config::HttpConfig;
 use crate::problem::ApiError;
-use crate::{routes, webhooks};
+use crate::{list, routes, webhooks};
 
 /// Shared by all handlers; cheap to clone. The gateway writes only reservations and documents;
 /// everything else it reads (receipts) or changes through the core's use cases (webhooks).
@@ -45,6 +45,8 @@ pub struct AppState {
     pub webhook_policy: Arc<AddressPolicy>,
     /// How long a rotated-out webhook secret keeps signing.
     pub secret_grace: chrono::TimeDelta,
+    /// Seals the cursors of receipt lists.
+    pub cursor_key: CursorKey,
 }
 
 impl AppState {
@@ -79,6 +81,15 @@ impl AppState {
             webhook_policy: Arc::new(AddressPolicy::new(webhooks.allow_private.clone())),
             secret_grace: chrono::TimeDelta::from_std(webhooks.secret_grace)
                 .unwrap_or(chrono::TimeDelta::MAX),
+            cursor_key: match &http.cursor_key {
+                Some(secret) => CursorKey::new(secret.expose().as_bytes()),
+                None => {
+                    tracing::warn!(
+                        "gateway.cursor_key is not set: list cursors hold only until this gateway restarts, and only on this gateway"
+                    );
+                    CursorKey::random()
+                }
+            },
         }
     }
 
@@ -92,7 +103,7 @@ impl AppState {
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/receipts", post(routes::submit))
+        .route("/v1/receipts", post(routes::submit).get(list::list))
         .route("/v1/receipts/{id}", get(routes::receipt))
         .route("/v1/receipts/{id}/document", get(routes::document))
         .route("/v1/receipts/{id}/deliveries", get(webhooks::deliveries))

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use receipts_avro::SchemaRegistryConfig;
-use receipts_domain::RegistryName;
+use receipts_domain::{RegistryName, Secret};
 use receipts_kafka::KafkaConfig;
 use receipts_registries::CallbackConfig;
 use receipts_runtime::TelemetryConfig;
@@ -27,6 +27,9 @@ pub struct HttpConfig {
     /// Longest a request may take end to end (a slow upload gets 408).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// The key list cursors are sealed with (HMAC-SHA256), shared by every gateway of a
+    /// deployment. Unset: a random key per process (cursors then break on restart).
+    pub cursor_key: Option<Secret>,
 }
 
 impl Default for HttpConfig {
@@ -36,6 +39,7 @@ impl Default for HttpConfig {
             public_url: None,
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
+            cursor_key: None,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod auth;
 mod body;
 pub mod callbacks;
 pub mod config;
+pub mod list;
 pub mod problem;
 pub mod routes;
 pub mod webhooks;

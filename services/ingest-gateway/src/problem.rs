@@ -31,6 +31,12 @@ pub enum ApiError {
     DeliveryPending,
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("query parameter `{parameter}`: {reason}")]
+    InvalidQuery { parameter: String, reason: String },
+    #[error("{0}")]
+    InvalidCursor(receipts_core::CursorError),
+    #[error("query parameter `{0}` differs from the query the cursor continues")]
+    CursorMismatch(&'static str),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the {0} header is required")]
@@ -110,6 +116,17 @@ impl ApiError {
                 "Delivery still in progress",
             ),
             Self::InvalidRequest(_) => (S::BAD_REQUEST, "invalid-request", "Invalid request"),
+            Self::InvalidQuery { .. } => (
+                S::BAD_REQUEST,
+                "invalid-query-parameter",
+                "Invalid query parameter",
+            ),
+            Self::InvalidCursor(_) => (S::BAD_REQUEST, "invalid-cursor", "Invalid cursor"),
+            Self::CursorMismatch(_) => (
+                S::BAD_REQUEST,
+                "cursor-query-mismatch",
+                "The cursor belongs to another query",
+            ),
             Self::MethodNotAllowed => (
                 S::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
@@ -197,6 +214,12 @@ impl ApiError {
         if let Self::IdempotencyConflict { receipt_id } = self {
             extensions.insert("receipt_id".into(), Value::String(receipt_id.to_string()));
         }
+        if let Self::InvalidQuery { parameter, .. } = self {
+            extensions.insert("parameter".into(), Value::String(parameter.clone()));
+        }
+        if let Self::CursorMismatch(parameter) = self {
+            extensions.insert("parameter".into(), Value::String((*parameter).to_owned()));
+        }
         if let Self::PayloadTooLarge { limit } = self {
             extensions.insert("limit_bytes".into(), Value::from(*limit));
         }
@@ -253,6 +276,12 @@ mod tests {
             ApiError::DeliveryNotFound,
             ApiError::DeliveryPending,
             ApiError::InvalidRequest("url: x".into()),
+            ApiError::InvalidQuery {
+                parameter: "limit".into(),
+                reason: "x".into(),
+            },
+            ApiError::InvalidCursor(receipts_core::CursorError::Foreign),
+            ApiError::CursorMismatch("status"),
             ApiError::MethodNotAllowed,
             ApiError::MissingHeader("Receipt-Type"),
             ApiError::InvalidHeader {

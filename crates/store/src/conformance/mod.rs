@@ -36,6 +36,8 @@ macro_rules! conformance_suite {
             receipts::a_record_round_trips_whole,
             receipts::compare_and_set_refuses_a_stale_version,
             receipts::of_concurrent_writers_of_one_version_exactly_one_wins,
+            receipts::receipt_ids_are_scanned_by_tenant_range_order_and_filter,
+            receipts::summaries_show_each_receipt_as_last_saved,
             reservations::the_first_reservation_of_a_key_wins,
             reservations::concurrent_reservations_of_one_key_agree,
             documents::documents_are_byte_exact_and_the_first_stays,

@@ -20,7 +20,7 @@ async fn open_creates_directories_and_uses_wal() {
     let store = open_at(&path).await;
     assert!(path.exists());
     assert_eq!(store.path(), path);
-    assert_eq!(store.schema_version().await.expect("version"), 4);
+    assert_eq!(store.schema_version().await.expect("version"), 5);
     let fx = ReceiptFixture::default();
     let _ = store.save_receipt(&fx.accepted(), 0).await.expect("write");
     assert!(
@@ -113,7 +113,7 @@ async fn migrations_run_once_and_a_newer_schema_is_refused() {
     let (dir, store) = fresh().await;
     drop(store);
     let store = open_at(&db(dir.path())).await;
-    assert_eq!(store.schema_version().await.expect("version"), 4);
+    assert_eq!(store.schema_version().await.expect("version"), 5);
     drop(store);
 
     let raw = libsql::Builder::new_local(db(dir.path()))

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use receipts_domain::{
-    DeliveryStatus, Destination, EndpointId, EventKind, ReceiptId, RegistryName, Status, TenantId,
-    WebhookEventType,
+    DeliveryStatus, Destination, EndpointId, EventKind, Order, ReceiptId, ReceiptScan,
+    ReceiptSummary, RegistryName, Status, TenantId, WebhookEventType,
 };
 use receipts_store::{
     ClientStore, DeliveryStore, DocumentStore, EndpointStore, ReceiptStore, ReservationStore,
@@ -102,7 +102,7 @@ async fn a_version_3_database_migrates_with_every_record() {
     let (receipt, endpoint) = (ReceiptId::new(), EndpointId::new());
     version_3_database(&db(dir.path()), receipt, endpoint).await;
     let store = open_at(&db(dir.path())).await;
-    assert_eq!(store.schema_version().await.expect("version"), 4);
+    assert_eq!(store.schema_version().await.expect("version"), 5);
     let acme = TenantId::parse("acme").expect("tenant");
 
     let record = store.receipt(receipt).await.expect("read").expect("kept");
@@ -135,6 +135,27 @@ async fn a_version_3_database_migrates_with_every_record() {
     );
     assert_eq!(record.timeline[3].status, Status::Accepted);
     assert_eq!(record.state().status(&Default::default()), Status::Accepted);
+
+    // Listed (migration 5) as its record says.
+    let everything = ReceiptScan {
+        tenant: acme.clone(),
+        after: ReceiptId::from_uuid(uuid::Uuid::nil()),
+        before: ReceiptId::from_uuid(uuid::Uuid::max()),
+        statuses: [Status::Accepted].into(),
+        receipt_type: Some("retail-receipt/v1".into()),
+        order: Order::Desc,
+    };
+    assert_eq!(
+        store.scan_receipt_ids(&everything, 10).await.expect("scan"),
+        [receipt]
+    );
+    assert_eq!(
+        store
+            .receipt_summaries(&acme, receipt, receipt)
+            .await
+            .expect("summaries"),
+        [ReceiptSummary::of(&record)]
+    );
 
     let document = store.document(receipt).await.expect("read").expect("kept");
     assert_eq!(

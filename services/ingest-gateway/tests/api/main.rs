@@ -3,6 +3,7 @@
 mod helpers;
 mod idempotency;
 mod input;
+mod list;
 mod receipts;
 mod security;
 mod webhooks;
