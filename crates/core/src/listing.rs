@@ -11,7 +11,8 @@ use std::collections::HashSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use hmac::{Hmac, Mac};
 use receipts_domain::{ListQuery, Order, ReceiptId, ReceiptSummary, TenantId};
 use serde::{Deserialize, Serialize};
@@ -58,7 +59,7 @@ impl Receipts {
         tenant: TenantId,
         ids: Vec<ReceiptId>,
         order: Order,
-    ) -> impl Stream<Item = Result<ReceiptSummary>> + Send + 'static {
+    ) -> BoxStream<'static, Result<ReceiptSummary>> {
         let receipts = self.receipts.clone();
         let chunks: Vec<Vec<ReceiptId>> = ids.chunks(CHUNK).map(<[_]>::to_vec).collect();
         let reads = futures::stream::iter(chunks).then(move |chunk| {
@@ -89,6 +90,7 @@ impl Receipts {
             };
             futures::stream::iter(items)
         })
+        .boxed()
     }
 }
 

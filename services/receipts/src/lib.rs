@@ -5,6 +5,7 @@
 
 pub mod clients;
 mod config;
+pub mod list;
 mod platform;
 
 pub use config::{EmbeddedConfig, PlatformConfig};

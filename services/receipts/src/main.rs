@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use receipts::clients;
 use receipts::{Platform, PlatformConfig};
+use receipts::{clients, list};
 use receipts_domain::event::now_millis;
 use receipts_domain::{ClientId, ReceiptType, Scope, TenantId};
 use receipts_runtime::{load_config, shutdown_on_signal, telemetry};
@@ -38,6 +38,8 @@ enum Command {
     /// Manage API clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// A tenant's receipts by when they were received, newest first, read from the store.
+    List(list::ListArgs),
     /// Print one fresh receipt document of a built-in type to stdout.
     Sample {
         /// The receipt type, e.g. retail-receipt/v1 or retail-receipt-xml/v1.
@@ -104,6 +106,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up => up(config).await,
         Command::Clients(command) => clients_command(config, command).await,
+        Command::List(args) => {
+            let stores = Stores::open(&config.store).await?;
+            list::print(&stores, args).await.map(drop)
+        }
         Command::Dlt(command) => dlt_command(config, command).await,
         Command::Sample {
             receipt_type,

@@ -94,6 +94,87 @@ async fn clients_create_list_revoke() {
     assert!(!bad.status.success());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_prints_a_tenants_receipts_page_by_page() {
+    use receipts_store::conformance::ReceiptFixture;
+    use receipts_store::{Cas, ReceiptStore};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(&dir.path().join("receipts.db"), &SqliteOptions::default())
+        .await
+        .expect("store");
+    let acme = receipts_domain::TenantId::parse("acme").expect("tenant");
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let fx = ReceiptFixture::for_tenant(acme.clone());
+        let record = if n == 2 {
+            fx.record(&[fx.submitted(), fx.rejected()])
+        } else {
+            fx.record(&[fx.submitted()])
+        };
+        assert_eq!(
+            store.save_receipt(&record, 0).await.expect("save"),
+            Cas::Written
+        );
+        ids.push(record.id.to_string());
+    }
+    let other = ReceiptFixture::default();
+    let _ = store
+        .save_receipt(&other.record(&[other.submitted()]), 0)
+        .await
+        .expect("save");
+    drop(store);
+
+    let listed = receipts(dir.path(), &["list", "--tenant", "acme", "--limit", "2"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "one page: {table}");
+    assert!(
+        rows[0].starts_with(&ids[4]) && rows[1].starts_with(&ids[3]),
+        "{table}"
+    );
+    assert!(String::from_utf8_lossy(&listed.stderr).contains("--all"));
+
+    let all = receipts(
+        dir.path(),
+        &[
+            "list", "--tenant", "acme", "--limit", "2", "--all", "--asc", "--output", "ndjson",
+        ],
+    );
+    assert!(all.status.success());
+    let shown: Vec<serde_json::Value> = String::from_utf8_lossy(&all.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let shown_ids: Vec<&str> = shown
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(shown_ids, ids, "every page, oldest first, acme only");
+
+    let rejected = receipts(
+        dir.path(),
+        &[
+            "list", "--tenant", "acme", "--status", "rejected", "--output", "ndjson",
+        ],
+    );
+    let text = String::from_utf8_lossy(&rejected.stdout).into_owned();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains(&ids[2]) && text.contains("REJECTED"));
+
+    let bad = receipts(
+        dir.path(),
+        &["list", "--tenant", "acme", "--limit", "10001"],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("limit"));
+}
+
 struct UpAndReady {
     dir: tempfile::TempDir,
     child: tokio::process::Child,
