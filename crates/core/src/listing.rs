@@ -83,14 +83,15 @@ impl Receipts {
                 Ok(summaries)
             }
         });
-        reads.flat_map(|chunk: Result<Vec<ReceiptSummary>>| {
-            let items: Vec<Result<ReceiptSummary>> = match chunk {
-                Ok(summaries) => summaries.into_iter().map(Ok).collect(),
-                Err(e) => vec![Err(e)],
-            };
-            futures::stream::iter(items)
-        })
-        .boxed()
+        reads
+            .flat_map(|chunk: Result<Vec<ReceiptSummary>>| {
+                let items: Vec<Result<ReceiptSummary>> = match chunk {
+                    Ok(summaries) => summaries.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                };
+                futures::stream::iter(items)
+            })
+            .boxed()
     }
 }
 

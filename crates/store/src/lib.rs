@@ -17,7 +17,8 @@
 //! [`Error`], which says whether trying again may help ([`Error::is_transient`]).
 //!
 //! The backend is chosen by URL ([`StoreConfig::url`]): `sqlite://<path>` ([`SqliteStore`], the
-//! embedded default and the test backend).
+//! embedded default and the test backend) or `scylla://host1:9042,host2:9042/<keyspace>?dc=<dc>`
+//! ([`ScyllaStore`], production; its schema is applied by [`Stores::migrate`]).
 #![forbid(unsafe_code)]
 
 mod config;
@@ -25,16 +26,20 @@ mod config;
 pub mod conformance;
 mod error;
 mod ports;
+mod scylladb;
 mod sqlite;
 
 use std::sync::Arc;
 
-pub use config::{SqliteOptions, StoreConfig, StoreLocation, Synchronous};
+pub use config::{
+    ScyllaLocation, ScyllaOptions, SqliteOptions, StoreConfig, StoreLocation, Synchronous,
+};
 pub use error::{Error, Result};
 pub use ports::{
     Cas, ClientStore, DeliveryStore, Document, DocumentStore, EndpointStore, Health, ReceiptStore,
     ReservationStore, Reserved,
 };
+pub use scylladb::ScyllaStore;
 pub use sqlite::SqliteStore;
 
 /// Every port, served by one backend. Cheap to clone.
@@ -78,6 +83,28 @@ impl Stores {
         match config.location()? {
             StoreLocation::Sqlite(path) => {
                 Ok(Self::of(SqliteStore::open(&path, &config.sqlite).await?))
+            }
+            StoreLocation::Scylla(location) => Ok(Self::of(
+                ScyllaStore::open(&location, &config.scylla).await?,
+            )),
+        }
+    }
+}
+
+impl Stores {
+    /// Brings the schema of the backend `config` names up to date (idempotent) and returns its
+    /// version. SQLite migrates whenever it opens; ScyllaDB only here (`receipts store
+    /// migrate`), and services refuse to start on an older schema.
+    pub async fn migrate(config: &StoreConfig) -> Result<u32> {
+        match config.location()? {
+            StoreLocation::Sqlite(path) => {
+                SqliteStore::open(&path, &config.sqlite)
+                    .await?
+                    .schema_version()
+                    .await
+            }
+            StoreLocation::Scylla(location) => {
+                ScyllaStore::migrate(&location, &config.scylla).await
             }
         }
     }
