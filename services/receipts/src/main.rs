@@ -40,6 +40,9 @@ enum Command {
     Clients(ClientsCommand),
     /// A tenant's receipts by when they were received, newest first, read from the store.
     List(list::ListArgs),
+    /// Manage the store.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print one fresh receipt document of a built-in type to stdout.
     Sample {
         /// The receipt type, e.g. retail-receipt/v1 or retail-receipt-xml/v1.
@@ -71,6 +74,13 @@ enum DltCommand {
         #[arg(long, default_value_t = 10_000)]
         limit: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Bring the store's schema up to date (creates a ScyllaDB keyspace with the configured
+    /// replication); safe to run again. Services refuse to start on an older schema.
+    Migrate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +116,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up => up(config).await,
         Command::Clients(command) => clients_command(config, command).await,
+        Command::Store(StoreCommand::Migrate) => {
+            let version = Stores::migrate(&config.store).await?;
+            println!("store schema at version {version}");
+            Ok(())
+        }
         Command::List(args) => {
             let stores = Stores::open(&config.store).await?;
             list::print(&stores, args).await.map(drop)
