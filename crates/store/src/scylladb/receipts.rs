@@ -7,7 +7,7 @@ use receipts_domain::{
     Order, ReceiptId, ReceiptRecord, ReceiptScan, ReceiptSummary, Reservation, Status, TenantId,
 };
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::CqlTimestamp;
+use scylla::value::{CqlTimestamp, MaybeUnset};
 use uuid::Uuid;
 
 use super::buckets::{Bucket, Month, Span, bucket_of, month_of};
@@ -61,7 +61,11 @@ impl ScyllaStore {
                     bucket,
                     record.id.as_uuid(),
                     summary.status.as_str(),
-                    summary.receipt_type.as_deref(),
+                    // Unset, not NULL: a NULL would write a tombstone.
+                    summary
+                        .receipt_type
+                        .as_deref()
+                        .map_or(MaybeUnset::Unset, MaybeUnset::Set),
                     rows::timestamp(summary.received_at),
                     rows::timestamp(summary.updated_at),
                     rows::listed_write_timestamp(record.version),
