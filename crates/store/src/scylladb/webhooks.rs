@@ -424,10 +424,16 @@ impl DeliveryStore for ScyllaStore {
                 (receipt.as_uuid(),),
             )
             .await?;
+        // A delivery recorded twice (a replayed fan-out) may be indexed under two times: each
+        // is listed once, by its record's creation time.
+        let mut seen = std::collections::HashSet::new();
         let mut deliveries = Vec::with_capacity(ids.len());
         for (_, id) in ids {
-            deliveries.extend(self.delivery(&id).await?);
+            if seen.insert(id.clone()) {
+                deliveries.extend(self.delivery(&id).await?);
+            }
         }
+        deliveries.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(deliveries)
     }
 }
