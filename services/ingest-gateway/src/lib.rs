@@ -13,6 +13,7 @@ pub mod problem;
 pub mod routes;
 pub mod webhooks;
 
+use axum::serve::ListenerExt;
 use receipts_domain::Topic;
 use receipts_service::Service;
 use receipts_store::Stores;
@@ -53,6 +54,13 @@ pub async fn run(
     )
     .with_callbacks(config.registry_callbacks.clone());
     tracing::info!(%local_addr, public_url = %state.public_url, "ingest gateway listening");
+    // Responses are streamed in several writes (lists); with Nagle's algorithm on, each small
+    // write waits for the client's delayed acknowledgement (40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
