@@ -11,8 +11,8 @@ use std::collections::HashSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use hmac::{Hmac, Mac};
 use receipts_domain::{ListQuery, Order, ReceiptId, ReceiptSummary, TenantId};
 use serde::{Deserialize, Serialize};
@@ -67,7 +67,7 @@ impl Receipts {
             let tenant = tenant.clone();
             async move {
                 let (Some(first), Some(last)) = (chunk.iter().min(), chunk.iter().max()) else {
-                    return Ok(Vec::new());
+                    return Ok::<_, crate::Error>(Vec::new());
                 };
                 let wanted: HashSet<ReceiptId> = chunk.iter().copied().collect();
                 // The range may hold receipts that arrived after the page was decided: not ours.
@@ -84,13 +84,8 @@ impl Receipts {
             }
         });
         reads
-            .flat_map(|chunk: Result<Vec<ReceiptSummary>>| {
-                let items: Vec<Result<ReceiptSummary>> = match chunk {
-                    Ok(summaries) => summaries.into_iter().map(Ok).collect(),
-                    Err(e) => vec![Err(e)],
-                };
-                futures::stream::iter(items)
-            })
+            .map_ok(|summaries| futures::stream::iter(summaries.into_iter().map(Ok)))
+            .try_flatten()
             .boxed()
     }
 }
@@ -208,9 +203,9 @@ mod tests {
     #[test]
     fn a_cursor_opens_to_its_query_and_position() {
         let key = CursorKey::new(b"k");
-        let last = ReceiptId::new();
-        let cursor = key.seal(&tenant("acme"), &query(), last);
-        assert_eq!(key.open(&tenant("acme"), &cursor), Ok((query(), last)));
+        let (query, last) = (query(), ReceiptId::new());
+        let cursor = key.seal(&tenant("acme"), &query, last);
+        assert_eq!(key.open(&tenant("acme"), &cursor), Ok((query, last)));
     }
 
     #[test]
