@@ -12,16 +12,16 @@
 //! the applies per second. Figures only: nothing is asserted about speed.
 //! `RECEIPTS_BENCH_SECONDS` overrides the duration.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ingest_gateway::{AppState, HttpConfig, router};
-use receipts_avro::{EventCodec, SchemaRegistryConfig};
+use ingest_gateway::router;
 use receipts_core::Projector;
 use receipts_domain::event::now_millis;
 use receipts_domain::{ApiKey, ReceiptEvent, ReceiptId, Scope, StatusPolicy};
-use receipts_kafka::{EventProducer, KafkaConfig};
 use receipts_store::conformance::{self, ReceiptFixture};
 use receipts_store::{SqliteOptions, SqliteStore, Stores};
 
@@ -31,8 +31,7 @@ const WRITERS: usize = 32;
 const SECONDS: u64 = 10;
 
 fn main() {
-    // Test runners start bench targets too; speed is never measured in a test run.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !support::is_bench_run() {
         return;
     }
     let seconds = std::env::var("RECEIPTS_BENCH_SECONDS")
@@ -172,20 +171,11 @@ async fn setup(dir: &std::path::Path) -> (Stores, String, Vec<ReceiptId>, String
         done.expect("filled");
     }
 
-    let codec = Arc::new(EventCodec::new(&SchemaRegistryConfig::default()).expect("codec"));
-    // GETs never produce: the producer is never used.
-    let producer = EventProducer::new(&KafkaConfig::default(), "bench", codec).expect("producer");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let state = AppState::new(
-        store.clone(),
-        producer,
-        &HttpConfig::default(),
-        &receipts_webhooks::WebhookConfig::default(),
-        addr,
-    );
+    let state = support::read_only_state(store.clone(), addr);
     tokio::spawn(async move { axum::serve(listener, router(state)).await });
     (
         store,

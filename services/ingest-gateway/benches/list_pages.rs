@@ -22,6 +22,8 @@
 //! how long seeding took. Figures only: nothing is asserted about speed.
 //! `RECEIPTS_BENCH_SCALE` (default 1.0) scales every receipt count, for a quick try.
 
+mod support;
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -31,12 +33,10 @@ use std::time::{Duration, Instant};
 use axum::serve::ListenerExt;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use futures::StreamExt;
-use ingest_gateway::{AppState, HttpConfig, router};
-use receipts_avro::{EventCodec, SchemaRegistryConfig};
+use ingest_gateway::{AppState, router};
 use receipts_domain::event::now_millis;
 use receipts_domain::listing::received_at;
 use receipts_domain::{ApiKey, ListRequest, ReceiptId, ReceiptRecord, Scope, TenantId};
-use receipts_kafka::{EventProducer, KafkaConfig};
 use receipts_store::conformance::ReceiptFixture;
 use receipts_store::{Cas, SqliteOptions, SqliteStore, Stores};
 use serde::Deserialize;
@@ -58,8 +58,7 @@ const RUNS: usize = 50;
 const SAVERS: usize = 256;
 
 fn main() {
-    // Test runners start bench targets too; speed is never measured in a test run.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !support::is_bench_run() {
         return;
     }
     let scale: f64 = std::env::var("RECEIPTS_BENCH_SCALE")
@@ -258,20 +257,11 @@ async fn setup(dir: &Path, now: DateTime<Utc>, counts: &Counts) -> Server {
         keys.push(key.expose().to_owned());
     }
 
-    let codec = Arc::new(EventCodec::new(&SchemaRegistryConfig::default()).expect("codec"));
-    // Lists never produce: the producer is never used.
-    let producer = EventProducer::new(&KafkaConfig::default(), "bench", codec).expect("producer");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let state = AppState::new(
-        stores,
-        producer,
-        &HttpConfig::default(),
-        &receipts_webhooks::WebhookConfig::default(),
-        addr,
-    );
+    let state = support::read_only_state(stores, addr);
     let app = router(state.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     // The same router on a socket with Nagle's algorithm off, as the gateway's `run` serves it

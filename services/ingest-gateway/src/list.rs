@@ -12,7 +12,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use receipts_domain::listing::{ListError, ListRequest, Order, page_limit};
 use receipts_domain::{ListQuery, ReceiptId, ReceiptSummary, Status};
 use serde::Serialize;
@@ -155,11 +155,46 @@ fn wants_ndjson(headers: &HeaderMap) -> bool {
         .any(|v| v.split(';').next().is_some_and(|t| t.trim() == NDJSON))
 }
 
+/// One receipt per line.
+fn ndjson_body(items: impl Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static) -> Body {
+    Body::from_stream(batched(items.map(|item| {
+        item.map(|mut line| {
+            line.push(b'\n');
+            Bytes::from(line)
+        })
+    })))
+}
+
+/// `{"receipts":[…],"next_cursor":…}`, the receipts written as they come.
+fn json_body(
+    items: impl Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static,
+    next_cursor: Option<&str>,
+) -> Body {
+    let tail = format!(
+        "],\"next_cursor\":{}}}",
+        serde_json::to_string(&next_cursor).unwrap_or_else(|_| "null".into())
+    );
+    let separated = items.enumerate().map(|(n, item)| {
+        item.map(|json| {
+            let mut chunk = Vec::with_capacity(json.len() + 1);
+            if n > 0 {
+                chunk.push(b',');
+            }
+            chunk.extend(json);
+            Bytes::from(chunk)
+        })
+    });
+    let stream = futures::stream::once(async { Ok(Bytes::from_static(b"{\"receipts\":[")) })
+        .chain(batched(separated))
+        .chain(futures::stream::once(async move { Ok(Bytes::from(tail)) }));
+    Body::from_stream(stream)
+}
+
 /// Joins the pieces that are ready into one write (up to [`BATCH`] receipts): one write per
 /// receipt would cost a system call and a TCP segment each.
 fn batched(
-    pieces: impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    pieces: impl Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     pieces.ready_chunks(BATCH).map(|chunk| {
         let mut joined = Vec::new();
         for piece in chunk {
@@ -230,31 +265,9 @@ pub async fn list(
         });
     let ndjson = wants_ndjson(&headers);
     let body = if ndjson {
-        Body::from_stream(batched(items.map(|item| {
-            item.map(|mut line| {
-                line.push(b'\n');
-                Bytes::from(line)
-            })
-        })))
+        ndjson_body(items)
     } else {
-        let tail = format!(
-            "],\"next_cursor\":{}}}",
-            serde_json::to_string(&next_cursor).unwrap_or_else(|_| "null".into())
-        );
-        let separated = items.enumerate().map(|(n, item)| {
-            item.map(|json| {
-                let mut chunk = Vec::with_capacity(json.len() + 1);
-                if n > 0 {
-                    chunk.push(b',');
-                }
-                chunk.extend(json);
-                Bytes::from(chunk)
-            })
-        });
-        let stream = futures::stream::once(async { Ok(Bytes::from_static(b"{\"receipts\":[")) })
-            .chain(batched(separated))
-            .chain(futures::stream::once(async move { Ok(Bytes::from(tail)) }));
-        Body::from_stream(stream)
+        json_body(items, next_cursor.as_deref())
     };
     let mut response = body.into_response();
     let response_headers = response.headers_mut();

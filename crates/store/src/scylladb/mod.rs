@@ -19,10 +19,12 @@ mod webhooks;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, SerialConsistency};
 
 pub use location::ScyllaLocation;
@@ -71,6 +73,45 @@ impl ScyllaStore {
 
     fn session(&self) -> &Session {
         &self.inner.session
+    }
+
+    /// The one row `statement` selects, if any.
+    async fn one<T>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<Option<T>>
+    where
+        T: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
+        self.session()
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(backend)?
+            .into_rows_result()
+            .map_err(backend)?
+            .maybe_first_row::<T>()
+            .map_err(backend)
+    }
+
+    /// Every row of a paged scan.
+    async fn all<T>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> Result<Vec<T>>
+    where
+        T: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
+    {
+        self.session()
+            .execute_iter(statement.clone(), values)
+            .await
+            .map_err(backend)?
+            .rows_stream::<T>()
+            .map_err(backend)?
+            .try_collect()
+            .await
+            .map_err(backend)
     }
 
     fn st(&self) -> &Statements {

@@ -6,7 +6,6 @@ use futures::TryStreamExt;
 use receipts_domain::{
     Order, ReceiptId, ReceiptRecord, ReceiptScan, ReceiptSummary, Reservation, Status, TenantId,
 };
-use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, MaybeUnset};
 use uuid::Uuid;
 
@@ -75,40 +74,14 @@ impl ScyllaStore {
             .map_err(backend)?;
         Ok(())
     }
-
-    /// The values of one indexed column (`months_*`, `buckets_*`) of a paged scan.
-    async fn ints(
-        &self,
-        statement: &PreparedStatement,
-        values: impl scylla::serialize::row::SerializeRow,
-    ) -> Result<Vec<i32>> {
-        self.session()
-            .execute_iter(statement.clone(), values)
-            .await
-            .map_err(backend)?
-            .rows_stream::<(i32,)>()
-            .map_err(backend)?
-            .map_ok(|(v,)| v)
-            .try_collect()
-            .await
-            .map_err(backend)
-    }
 }
 
 #[async_trait]
 impl ReceiptStore for ScyllaStore {
     async fn receipt(&self, id: ReceiptId) -> Result<Option<ReceiptRecord>> {
-        let result = self
-            .session()
-            .execute_unpaged(&self.st().receipt, (id.as_uuid(),))
-            .await
-            .map_err(backend)?;
-        let row = result
-            .into_rows_result()
-            .map_err(backend)?
-            .maybe_first_row::<(i64, String)>()
-            .map_err(backend)?;
-        row.map(|row| rows::versioned(row, "receipt record", |r: &ReceiptRecord| r.version))
+        self.one::<(i64, String)>(&self.st().receipt, (id.as_uuid(),))
+            .await?
+            .map(|row| rows::versioned(row, "receipt record", |r: &ReceiptRecord| r.version))
             .transpose()
     }
 
@@ -209,13 +182,11 @@ impl ScyllaStore {
             Order::Desc => (&st.months_desc, &st.buckets_desc, &st.listed_desc),
             Order::Asc => (&st.months_asc, &st.buckets_asc, &st.listed_asc),
         };
-        let months: Vec<Month> = self
-            .ints(months_q, (tenant, span.first_month, span.last_month))
-            .await?;
-        for month in months {
+        let months = (tenant, span.first_month, span.last_month);
+        for (month,) in self.all::<(Month,)>(months_q, months).await? {
             let (first, last) = span.buckets_in(month);
-            let buckets: Vec<Bucket> = self.ints(buckets_q, (tenant, month, first, last)).await?;
-            for bucket in buckets {
+            let buckets = (tenant, month, first, last);
+            for (bucket,) in self.all::<(Bucket,)>(buckets_q, buckets).await? {
                 let mut rows = self
                     .session()
                     .execute_iter(
@@ -257,16 +228,13 @@ impl ReservationStore for ScyllaStore {
         } else {
             // Read at LOCAL_SERIAL would see an in-flight Paxos round too; LOCAL_QUORUM after a
             // failed IF NOT EXISTS sees the committed winner.
-            let result = self
-                .session()
-                .execute_unpaged(&st.reservation, (tenant, key))
-                .await
-                .map_err(backend)?;
-            let (json,) = result
-                .into_rows_result()
-                .map_err(backend)?
-                .first_row::<(String,)>()
-                .map_err(backend)?;
+            let (json,) = self
+                .one::<(String,)>(&st.reservation, (tenant, key))
+                .await?
+                .ok_or_else(|| crate::Error::Corrupt {
+                    what: "reservation",
+                    detail: "the conflicting row is missing".into(),
+                })?;
             Some(rows::from_json::<Reservation>(&json, "reservation")?)
         };
         // The lookup by receipt id, written (again) by whoever sees the reservation: a crash
@@ -289,16 +257,8 @@ impl ReservationStore for ScyllaStore {
     }
 
     async fn reservation_of(&self, id: ReceiptId) -> Result<Option<Reservation>> {
-        let result = self
-            .session()
-            .execute_unpaged(&self.st().reservation_of, (id.as_uuid(),))
-            .await
-            .map_err(backend)?;
-        result
-            .into_rows_result()
-            .map_err(backend)?
-            .maybe_first_row::<(String,)>()
-            .map_err(backend)?
+        self.one::<(String,)>(&self.st().reservation_of, (id.as_uuid(),))
+            .await?
             .map(|(json,)| rows::from_json(&json, "reservation"))
             .transpose()
     }
@@ -325,16 +285,9 @@ impl DocumentStore for ScyllaStore {
     }
 
     async fn document(&self, id: ReceiptId) -> Result<Option<Document>> {
-        let result = self
-            .session()
-            .execute_unpaged(&self.st().document, (id.as_uuid(),))
-            .await
-            .map_err(backend)?;
-        let row = result
-            .into_rows_result()
-            .map_err(backend)?
-            .maybe_first_row::<(String, String, Vec<u8>)>()
-            .map_err(backend)?;
+        let row = self
+            .one::<(String, String, Vec<u8>)>(&self.st().document, (id.as_uuid(),))
+            .await?;
         row.map(|(tenant, content_type, bytes)| {
             Ok(Document {
                 receipt_id: id,

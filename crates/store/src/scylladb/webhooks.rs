@@ -6,7 +6,6 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use receipts_domain::{
     ApiClient, CallbackSecrets, ClientId, Delivery, DeliveryAttempt, Endpoint, EndpointId,
     NewClient, ReceiptId, TenantId,
@@ -20,45 +19,6 @@ use super::{ScyllaStore, backend};
 use crate::{Cas, ClientStore, DeliveryStore, EndpointStore, Error, Result};
 
 impl ScyllaStore {
-    /// The one row `statement` selects, if any.
-    async fn one<T>(
-        &self,
-        statement: &PreparedStatement,
-        values: impl scylla::serialize::row::SerializeRow,
-    ) -> Result<Option<T>>
-    where
-        T: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
-    {
-        self.session()
-            .execute_unpaged(statement, values)
-            .await
-            .map_err(backend)?
-            .into_rows_result()
-            .map_err(backend)?
-            .maybe_first_row::<T>()
-            .map_err(backend)
-    }
-
-    /// Every row of a paged scan.
-    async fn all<T>(
-        &self,
-        statement: &PreparedStatement,
-        values: impl scylla::serialize::row::SerializeRow,
-    ) -> Result<Vec<T>>
-    where
-        T: for<'f, 'm> scylla::deserialize::row::DeserializeRow<'f, 'm>,
-    {
-        self.session()
-            .execute_iter(statement.clone(), values)
-            .await
-            .map_err(backend)?
-            .rows_stream::<T>()
-            .map_err(backend)?
-            .try_collect()
-            .await
-            .map_err(backend)
-    }
-
     /// A versioned record by key.
     async fn record<T: DeserializeOwned>(
         &self,
