@@ -40,7 +40,7 @@ pub use ports::{
     ReservationStore, Reserved,
 };
 pub use scylladb::ScyllaStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, Stopped};
 
 /// Every port, served by one backend. Cheap to clone.
 #[derive(Clone)]

@@ -22,9 +22,9 @@ mod workers;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -52,6 +52,20 @@ struct Inner {
     readers: std_mpsc::Sender<workers::ReadJob>,
     /// Write transactions the writer has committed.
     commits: Arc<AtomicU64>,
+    /// Held strongly by each of the store's threads until it has ended.
+    threads: Weak<()>,
+}
+
+/// Whether a store's threads (and so its connections) have all ended: see
+/// [`SqliteStore::stopped`].
+#[derive(Debug, Clone)]
+pub struct Stopped(Weak<()>);
+
+impl Stopped {
+    /// True once every thread of the store has ended and closed its connection.
+    pub fn is_stopped(&self) -> bool {
+        self.0.strong_count() == 0
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -102,9 +116,11 @@ impl SqliteStore {
         };
         let (write_jobs, write_queue) = mpsc::channel(workers::QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
-        workers::spawn_writer(writer, write_queue, Arc::clone(&commits)).map_err(thread_failed)?;
+        let alive = Arc::new(());
+        workers::spawn_writer(writer, write_queue, Arc::clone(&commits), &alive)
+            .map_err(thread_failed)?;
         let (read_jobs, read_queue) = std_mpsc::channel();
-        workers::spawn_readers(readers, read_queue).map_err(thread_failed)?;
+        workers::spawn_readers(readers, read_queue, &alive).map_err(thread_failed)?;
         tracing::debug!(path = %location, synchronous = ?options.synchronous, "opened sqlite store");
         Ok(Self {
             inner: Arc::new(Inner {
@@ -112,8 +128,16 @@ impl SqliteStore {
                 writer: write_jobs,
                 readers: read_jobs,
                 commits,
+                threads: Arc::downgrade(&alive),
             }),
         })
+    }
+
+    /// Tells when this store's threads have ended, which they do once its last clone is
+    /// dropped and every write already queued is committed (or failed). A process that wants
+    /// its last writes on disk before it exits waits for it.
+    pub fn stopped(&self) -> Stopped {
+        Stopped(self.inner.threads.clone())
     }
 
     /// The database file.

@@ -140,9 +140,21 @@ where
     (job, outcome)
 }
 
-/// A thread with a runtime of its own to drive libsql's futures on.
-fn spawn_thread(name: String, body: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    std::thread::Builder::new().name(name).spawn(body).map(drop)
+/// A thread with a runtime of its own to drive libsql's futures on. It holds a clone of `alive`
+/// until `body` has returned and dropped everything it owned (its connection above all).
+fn spawn_thread(
+    name: String,
+    alive: &Arc<()>,
+    body: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    let alive = Arc::clone(alive);
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            body();
+            drop(alive);
+        })
+        .map(drop)
 }
 
 fn local_runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -154,9 +166,10 @@ pub(super) fn spawn_writer(
     conn: Connection,
     jobs: mpsc::Receiver<Box<dyn WriteJob>>,
     commits: Arc<AtomicU64>,
+    alive: &Arc<()>,
 ) -> std::io::Result<()> {
     let runtime = local_runtime()?;
-    spawn_thread("sqlite-writer".into(), move || {
+    spawn_thread("sqlite-writer".into(), alive, move || {
         runtime.block_on(
             Writer {
                 conn,
@@ -172,11 +185,12 @@ pub(super) fn spawn_writer(
 pub(super) fn spawn_readers(
     conns: Vec<Connection>,
     jobs: std_mpsc::Receiver<ReadJob>,
+    alive: &Arc<()>,
 ) -> std::io::Result<()> {
     let jobs = Arc::new(Mutex::new(jobs));
     for (n, conn) in conns.into_iter().enumerate() {
         let (runtime, jobs) = (local_runtime()?, Arc::clone(&jobs));
-        spawn_thread(format!("sqlite-reader-{n}"), move || {
+        spawn_thread(format!("sqlite-reader-{n}"), alive, move || {
             loop {
                 // Waiting for a job holds the lock; the other readers queue behind it.
                 let job = jobs

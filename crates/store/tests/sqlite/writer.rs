@@ -154,11 +154,11 @@ where
 }
 
 /// Dropping the last clone of a store ends its threads, but only after the writes already
-/// queued are committed. (When the last connection to the file closes, SQLite removes the
-/// write-ahead log: that is how the test sees the connections go.)
+/// queued are committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_threads_finish_queued_writes_then_end_with_the_last_store() {
     let (dir, store) = fresh().await;
+    let stopped = store.stopped();
     let tenant = unique_tenant();
     let reservations: Vec<_> = (0..50)
         .map(|n| reservation(&tenant, &format!("k-{n}"), b"{}"))
@@ -168,14 +168,14 @@ async fn the_threads_finish_queued_writes_then_end_with_the_last_store() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move { store.reserve(&r).await }));
     }
+    assert!(!stopped.is_stopped(), "a live store keeps its threads");
     drop(store);
     for task in tasks {
         task.await.expect("task").expect("reserved before the end");
     }
-    let wal = db(dir.path()).with_extension("db-wal");
     eventually(|| {
-        let gone = !wal.exists();
-        async move { gone.then_some(()) }
+        let ended = stopped.is_stopped();
+        async move { ended.then_some(()) }
     })
     .await;
     let store = open_at(&db(dir.path())).await;
