@@ -1,0 +1,63 @@
+"""Which configuration sections each binary of the image accepts.
+
+Every binary deserializes its configuration with `deny_unknown_fields`: a section it does not
+read, in its TOML file (RECEIPTS_CONFIG) or as a RECEIPTS_<SECTION>__<KEY> variable, stops it at
+start. docker compose and the Helm chart therefore give each binary a file of its own; the
+checks use this table (docs/configuration.md, "Which sections each binary reads", plus `admin`,
+the consumer services' admin listener) to catch a section in the wrong place before a
+deployment does.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+SHARED = {"kafka", "schema_registry", "telemetry"}
+SECTIONS: dict[str, set[str]] = {
+    "ingest-gateway": SHARED | {"gateway", "registry_callbacks", "webhooks", "store"},
+    "validator": SHARED | {"admin"},
+    "tax-registrar": SHARED | {"admin", "registry", "retry"},
+    "logistics-registrar": SHARED | {"admin", "registry", "retry"},
+    "status-projector": SHARED | {"admin", "status", "store"},
+    "webhook-dispatcher": SHARED | {"admin", "webhooks", "store"},
+    "mock-registries": {"tax", "logistics", "telemetry"},
+    # receipts up / setup / store / clients / dlt / list read the whole platform configuration.
+    "receipts": SHARED
+    | {"embedded", "mocks", "registries", "retry", "status", "gateway", "webhooks", "store"},
+}
+# RECEIPTS_CONFIG names the file; RECEIPTS_LOG is reserved for log filters.
+IGNORED_VARIABLES = {"RECEIPTS_CONFIG", "RECEIPTS_LOG"}
+VARIABLE = re.compile(r"^RECEIPTS_([A-Z0-9_]+?)(?:__.*)?$")
+
+
+def variable_section(name: str) -> str | None:
+    """The section a RECEIPTS_* variable sets, lower case (None: not a setting)."""
+    if name in IGNORED_VARIABLES or not name.startswith("RECEIPTS_"):
+        return None
+    match = VARIABLE.match(name)
+    return match.group(1).lower() if match else None
+
+
+def check_file_text(binary: str, text: str, where: str) -> list[str]:
+    """Problems of one TOML configuration meant for `binary`."""
+    if binary not in SECTIONS:
+        return [f"{where}: unknown binary '{binary}'"]
+    try:
+        parsed = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        return [f"{where}: not valid TOML: {error}"]
+    return [
+        f"{where}: section [{section}] is not read by {binary} (it reads: {', '.join(sorted(SECTIONS[binary]))}); it would refuse to start"
+        for section in parsed
+        if section not in SECTIONS[binary]
+    ]
+
+
+def check_variables(binary: str, names, where: str) -> list[str]:
+    problems = []
+    for name in names:
+        section = variable_section(name)
+        if section is not None and binary in SECTIONS and section not in SECTIONS[binary]:
+            problems.append(f"{where}: {name} sets section '{section}', which {binary} does not read; it would refuse to start")
+    return problems
