@@ -335,7 +335,8 @@ containers:
   - name: receipts
     image: {{ include "receipts.image" $root }}
     imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-    command: {{ index . 1 | toJson }}
+    command:
+      {{- toYaml (index . 1) | nindent 6 }}
     env:
       - name: RECEIPTS_CONFIG
         value: /etc/receipts/config.toml
@@ -351,7 +352,7 @@ containers:
         readOnly: true
       - name: tmp
         mountPath: /tmp
-      {{- include "receipts.tlsVolumeMounts" (list $root true) | nindent 6 }}
+      {{- with include "receipts.tlsVolumeMounts" (list $root true) }}{{ . | trim | nindent 6 }}{{ end }}
 volumes:
   - name: config
     configMap:
@@ -362,5 +363,5 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi
-  {{- include "receipts.tlsVolumes" (list $root true) | nindent 2 }}
+  {{- with include "receipts.tlsVolumes" (list $root true) }}{{ . | trim | nindent 2 }}{{ end }}
 {{- end -}}
