@@ -22,6 +22,9 @@ pub struct SchemaRegistryConfig {
     pub url: Url,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// HTTP basic authentication (Confluent Cloud: the API key and secret).
+    pub username: Option<String>,
+    pub password: Option<receipts_domain::Secret>,
 }
 
 impl Default for SchemaRegistryConfig {
@@ -29,6 +32,8 @@ impl Default for SchemaRegistryConfig {
         Self {
             url: Url::parse("http://127.0.0.1:8081").expect("a literal URL"),
             timeout: Duration::from_secs(5),
+            username: None,
+            password: None,
         }
     }
 }
@@ -44,11 +49,19 @@ pub struct EventCodec {
 impl EventCodec {
     pub fn new(config: &SchemaRegistryConfig) -> Result<Self> {
         let settings = || {
-            SrSettings::new_builder(config.url.as_str().trim_end_matches('/').to_owned())
-                .set_timeout(config.timeout)
-                .no_proxy()
-                .build()
-                .map_err(|e| Error::Settings(e.to_string()))
+            let mut builder =
+                SrSettings::new_builder(config.url.as_str().trim_end_matches('/').to_owned());
+            builder.set_timeout(config.timeout).no_proxy();
+            if let Some(username) = &config.username {
+                builder.set_basic_authorization(
+                    username,
+                    config
+                        .password
+                        .as_ref()
+                        .map(receipts_domain::Secret::expose),
+                );
+            }
+            builder.build().map_err(|e| Error::Settings(e.to_string()))
         };
         Ok(Self {
             encoder: AvroEncoder::new(settings()?),

@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use receipts_domain::Secret;
 use serde::{Deserialize, Serialize};
 
 /// How a service reaches Kafka. Every librdkafka property can be overridden through
@@ -29,8 +31,53 @@ pub struct KafkaConfig {
     /// out, so there every pipeline hop may add up to this much (and lower costs idle CPU).
     #[serde(with = "humantime_serde")]
     pub fetch_wait: Duration,
+    /// How clients talk to the brokers (`security.protocol`).
+    pub security_protocol: SecurityProtocol,
+    /// SASL authentication, with `sasl_plaintext` or `sasl_ssl`.
+    pub sasl: SaslConfig,
+    /// TLS, with `ssl` or `sasl_ssl`.
+    pub tls: KafkaTls,
     /// Raw librdkafka properties, applied last.
     pub librdkafka: BTreeMap<String, String>,
+}
+
+/// `security.protocol`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    #[default]
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Plaintext => "plaintext",
+            Self::Ssl => "ssl",
+            Self::SaslPlaintext => "sasl_plaintext",
+            Self::SaslSsl => "sasl_ssl",
+        }
+    }
+}
+
+/// SASL credentials (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SaslConfig {
+    pub mechanism: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// TLS to the brokers: the system's roots, plus these CAs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaTls {
+    /// A PEM file of CA certificates (`ssl.ca.location`).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for KafkaConfig {
@@ -44,6 +91,9 @@ impl Default for KafkaConfig {
             session_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             fetch_wait: Duration::from_millis(500),
+            security_protocol: SecurityProtocol::default(),
+            sasl: SaslConfig::default(),
+            tls: KafkaTls::default(),
             librdkafka: BTreeMap::new(),
         }
     }
@@ -54,7 +104,20 @@ impl KafkaConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
-            .set("client.id", client_id);
+            .set("client.id", client_id)
+            .set("security.protocol", self.security_protocol.as_str());
+        if let Some(mechanism) = &self.sasl.mechanism {
+            config.set("sasl.mechanism", mechanism);
+        }
+        if let Some(username) = &self.sasl.username {
+            config.set("sasl.username", username);
+        }
+        if let Some(password) = &self.sasl.password {
+            config.set("sasl.password", password.expose());
+        }
+        if let Some(ca) = &self.tls.ca_file {
+            config.set("ssl.ca.location", ca.display().to_string());
+        }
         config
     }
 
@@ -94,7 +157,9 @@ impl KafkaConfig {
                 "heartbeat.interval.ms",
                 (self.session_timeout.as_millis() / 4).max(100).to_string(),
             )
-            .set("fetch.wait.max.ms", self.fetch_wait.as_millis().to_string());
+            .set("fetch.wait.max.ms", self.fetch_wait.as_millis().to_string())
+            // Statistics feed the consumer lag gauges.
+            .set("statistics.interval.ms", "5000");
         self.apply_overrides(&mut config);
         config
     }

@@ -8,18 +8,19 @@ pub mod consumer;
 pub mod dead_letters;
 mod error;
 pub mod headers;
+mod probe;
 mod producer;
 pub mod retry;
 pub mod topics;
-pub mod trace;
 mod window;
 
-pub use config::KafkaConfig;
+pub use config::{KafkaConfig, KafkaTls, SaslConfig, SecurityProtocol};
 pub use consumer::{
     ConsumerSpec, EventHandler, HandlerError, HorizonExceeded, MessageContext, RetryableFailure,
     run_consumer,
 };
 pub use error::{Error, Result};
+pub use probe::BrokerProbe;
 pub use producer::{Delivered, EventProducer};
 pub use retry::{NextAttempt, RetryPolicy};
 pub use topics::{TopicNames, TopicSpec, ensure_topics};

@@ -10,7 +10,11 @@ use rdkafka::util::Timeout;
 use receipts_avro::EventCodec;
 use receipts_domain::{ReceiptEvent, Topic};
 
-use crate::{Error, KafkaConfig, Result, TopicNames, headers, trace};
+use receipts_telemetry::metrics::{PRODUCER_MESSAGES, PRODUCER_SEND_DURATION};
+use receipts_telemetry::trace;
+use tracing::Instrument;
+
+use crate::{Error, KafkaConfig, Result, TopicNames, headers};
 
 /// Where an acknowledged message landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +27,8 @@ pub struct Delivered {
 #[derive(Clone)]
 pub struct EventProducer {
     producer: FutureProducer,
+    /// The producing service (its client id), for metrics.
+    service: Arc<str>,
     codec: Arc<EventCodec>,
     topics: TopicNames,
     timeout: Duration,
@@ -33,6 +39,7 @@ impl EventProducer {
         let producer: FutureProducer = config.producer_config(client_id).create()?;
         Ok(Self {
             producer,
+            service: client_id.into(),
             codec,
             topics: TopicNames::new(config),
             timeout: config.produce_timeout,
@@ -71,7 +78,10 @@ impl EventProducer {
         let payload = self.codec.encode(&topic, event).await?;
         let meta = event.meta();
         let event_id = meta.event_id.to_string();
-        let traceparent = trace::outgoing_traceparent();
+        let key = event.key();
+        let span = send_span(&topic, &key, &event_id);
+        // The event carries the send span's context: its consumers' spans are children of it.
+        let traceparent = span.in_scope(trace::outgoing_traceparent);
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: headers::EVENT_ID,
@@ -85,8 +95,13 @@ impl EventProducer {
                 key: headers::TRACEPARENT,
                 value: Some(traceparent.as_bytes()),
             });
-        let key = event.key();
-        self.send(&topic, key.as_bytes(), &payload, headers).await
+        let delivered = self.send(&topic, key.as_bytes(), &payload, headers);
+        let delivered = delivered.instrument(span.clone()).await;
+        if let Ok(d) = &delivered {
+            span.record("messaging.destination.partition.id", d.partition);
+            span.record("messaging.kafka.offset", d.offset);
+        }
+        delivered
     }
 
     /// Publishes a raw message (used for dead-lettering) and waits for the acknowledgement.
@@ -101,13 +116,20 @@ impl EventProducer {
             .key(key)
             .payload(payload)
             .headers(headers);
+        let started = std::time::Instant::now();
         // The queue timeout bounds waiting for room in librdkafka's queue; message.timeout.ms
         // (the produce timeout) bounds the delivery itself.
-        match self
+        let sent = self
             .producer
             .send(record, Timeout::After(self.timeout))
-            .await
-        {
+            .await;
+        let outcome = if sent.is_ok() { "acked" } else { "failed" };
+        let (service, topic) = (self.service.to_string(), topic.to_owned());
+        metrics::histogram!(PRODUCER_SEND_DURATION, "service" => service.clone(), "topic" => topic.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!(PRODUCER_MESSAGES, "service" => service, "topic" => topic, "outcome" => outcome)
+            .increment(1);
+        match sent {
             Ok(delivery) => Ok(Delivered {
                 partition: delivery.partition,
                 offset: delivery.offset,
@@ -130,4 +152,22 @@ impl EventProducer {
             tracing::warn!(%error, "producer flush incomplete");
         }
     }
+}
+
+/// The producer span of sending one event, named and described per the OpenTelemetry messaging
+/// conventions.
+fn send_span(topic: &str, key: &str, event_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "send",
+        otel.name = %format!("send {topic}"),
+        otel.kind = "producer",
+        messaging.system = "kafka",
+        messaging.operation.type = "send",
+        messaging.operation.name = "send",
+        messaging.destination.name = %topic,
+        messaging.kafka.message.key = %key,
+        messaging.message.id = %event_id,
+        messaging.destination.partition.id = tracing::field::Empty,
+        messaging.kafka.offset = tracing::field::Empty,
+    )
 }

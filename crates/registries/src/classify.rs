@@ -2,20 +2,36 @@
 //! every registry.
 
 use receipts_runtime::http::retry_after;
+use receipts_telemetry::trace;
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderValue};
+use tracing::Instrument;
 
 use crate::CallError;
 
 /// Sends a call and reads the whole answer; no answer at all is a retryable transport failure.
+/// The call is a client span of the current trace, whose context goes to the registry as
+/// `traceparent`.
 pub(crate) async fn send(
     call: reqwest::RequestBuilder,
 ) -> Result<(StatusCode, HeaderMap, String), CallError> {
-    let response = call.send().await.map_err(|e| transport(&e))?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.map_err(|e| transport(&e))?;
-    Ok((status, headers, text))
+    let (client, request) = call.build_split();
+    let mut request =
+        request.map_err(|e| CallError::Fatal(format!("cannot build the request: {e}")))?;
+    let span = trace::http_client_span(request.method(), request.url());
+    let traceparent = span.in_scope(trace::outgoing_traceparent);
+    if let Ok(value) = HeaderValue::from_str(&traceparent) {
+        request.headers_mut().insert(trace::TRACEPARENT, value);
+    }
+    let exchange = async {
+        let response = client.execute(request).await.map_err(|e| transport(&e))?;
+        let status = response.status();
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
+        let headers = response.headers().clone();
+        let text = response.text().await.map_err(|e| transport(&e))?;
+        Ok((status, headers, text))
+    };
+    exchange.instrument(span).await
 }
 
 /// A request that got no HTTP answer: retry later.

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use receipts_domain::Secret;
 use receipts_domain::{NormalizedReceipt, ReceiptId, RegistryName};
+use receipts_telemetry::metrics::{REGISTRY_CALL_DURATION, REGISTRY_CALLS};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -171,6 +172,7 @@ impl Registry {
     #[tracing::instrument(name = "register", skip_all, fields(registry = %self.config.name, receipt_id = %request.receipt_id))]
     pub async fn register(&self, request: RegistrationRequest<'_>) -> Result<Outcome, CallError> {
         let key = idempotency_key(request.receipt_id, &self.config.name);
+        let started = std::time::Instant::now();
         let outcome = match self.config.kind {
             AdapterKind::TaxAuthorityV1 => {
                 tax::register(&self.http, &self.config, &key, request).await
@@ -183,6 +185,21 @@ impl Registry {
             Ok(o) => tracing::info!(outcome = ?o, "registry answered"),
             Err(e) => tracing::warn!(error = %e, "registry call failed"),
         }
+        let label = match &outcome {
+            Ok(Outcome::Registered { .. }) => "registered",
+            Ok(Outcome::Pending) => "pending",
+            Ok(Outcome::Rejected { .. }) => "rejected",
+            Err(CallError::Retryable { .. }) => "retryable",
+            Err(CallError::Fatal(_)) => "fatal",
+        };
+        let (service, registry) = (
+            format!("{}-registrar", self.config.name),
+            self.config.name.to_string(),
+        );
+        metrics::histogram!(REGISTRY_CALL_DURATION, "service" => service.clone(), "registry" => registry.clone(), "outcome" => label)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!(REGISTRY_CALLS, "service" => service, "registry" => registry, "outcome" => label)
+            .increment(1);
         outcome
     }
 }

@@ -25,6 +25,7 @@ mod config;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
+mod metered;
 mod ports;
 mod scylladb;
 mod sqlite;
@@ -55,7 +56,7 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Every port from one backend.
+    /// Every port from one backend, each operation measured (see `docs/observability.md`).
     pub fn of<B>(backend: B) -> Self
     where
         B: ReceiptStore
@@ -66,7 +67,7 @@ impl Stores {
             + DeliveryStore
             + Health,
     {
-        let backend = Arc::new(backend);
+        let backend = Arc::new(metered::Metered::new(backend));
         Self {
             receipts: backend.clone(),
             reservations: backend.clone(),

@@ -14,7 +14,9 @@ use receipts_core::{CursorKey, Receipts, Webhooks};
 use receipts_domain::RegistryName;
 use receipts_kafka::EventProducer;
 use receipts_registries::CallbackConfig;
+use receipts_service::admin;
 use receipts_store::{ClientStore, DocumentStore, Health, ReservationStore, Stores};
+use receipts_telemetry::metrics::Recorder;
 use receipts_webhooks::{AddressPolicy, WebhookConfig};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub secret_grace: chrono::TimeDelta,
     /// Seals the cursors of receipt lists.
     pub cursor_key: CursorKey,
+    /// Every metric of the process, for `/metrics`.
+    pub metrics: Recorder,
 }
 
 impl AppState {
@@ -90,6 +94,7 @@ impl AppState {
                     CursorKey::random()
                 }
             },
+            metrics: receipts_telemetry::metrics::install(),
         }
     }
 
@@ -134,8 +139,13 @@ pub fn router(state: AppState) -> Router {
             "/v1/registries/{registry}/callbacks",
             post(callbacks::registry_callback),
         )
-        .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
+        .route("/healthz", get(livez))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(admin::metrics).with_state(state.metrics.clone()),
+        )
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // The submit handler enforces its own, configurable limit with a problem document.
@@ -144,6 +154,10 @@ pub fn router(state: AppState) -> Router {
             ApiError::Internal.into_response()
         }))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
+        .layer(middleware::from_fn_with_state(
+            crate::SERVICE,
+            admin::http_metrics,
+        ))
         .layer(middleware::from_fn(continue_partner_trace))
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
         .with_state(state)
@@ -169,9 +183,9 @@ async fn continue_partner_trace(request: Request, next: middleware::Next) -> Res
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| receipts_kafka::trace::is_valid(v))
+        .filter(|v| receipts_telemetry::trace::is_valid(v))
         .map(str::to_owned);
-    receipts_kafka::trace::with_inbound(traceparent, next.run(request)).await
+    receipts_telemetry::trace::with_inbound(traceparent, next.run(request)).await
 }
 
 fn make_span(request: &Request) -> tracing::Span {
@@ -187,12 +201,12 @@ fn make_span(request: &Request) -> tracing::Span {
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok());
-    receipts_kafka::trace::set_parent(&span, traceparent);
+    receipts_telemetry::trace::set_parent(&span, traceparent);
     span
 }
 
 /// Liveness: the process serves HTTP.
-async fn healthz() -> &'static str {
+async fn livez() -> &'static str {
     "ok"
 }
 

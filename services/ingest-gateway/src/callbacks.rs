@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use receipts_domain::RegistryName;
 use receipts_registries::{CallbackError, read_callback};
+use receipts_telemetry::metrics::REGISTRY_CALLBACKS;
 
 use crate::app::AppState;
 use crate::body::read_limited;
@@ -27,6 +28,7 @@ pub async fn registry_callback(
     let body = read_limited(&headers, body, state.max_body_bytes).await?;
     let callback = read_callback(config, &headers, &body, Utc::now()).map_err(|error| {
         tracing::warn!(%error, "registry callback refused");
+        callback_counted(&name, "refused");
         match error {
             CallbackError::Signature(_) => ApiError::InvalidSignature,
             CallbackError::Body(detail) => ApiError::InvalidCallback(detail),
@@ -44,6 +46,7 @@ pub async fn registry_callback(
     let Some(event) =
         registrar::outcome_event(&name, callback.receipt_id, tenant, callback.outcome, 1)
     else {
+        callback_counted(&name, "accepted");
         return Ok(StatusCode::NO_CONTENT);
     };
     state.producer.publish(&event).await.map_err(|error| {
@@ -51,5 +54,11 @@ pub async fn registry_callback(
         ApiError::BrokerUnavailable
     })?;
     tracing::info!(event = %event.kind(), "registry callback accepted");
+    callback_counted(&name, "accepted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+fn callback_counted(registry: &RegistryName, outcome: &'static str) {
+    metrics::counter!(REGISTRY_CALLBACKS, "service" => crate::SERVICE, "registry" => registry.to_string(), "outcome" => outcome)
+        .increment(1);
 }

@@ -7,7 +7,7 @@ use receipts_domain::{RegistryName, Secret};
 use receipts_kafka::KafkaConfig;
 use receipts_registries::CallbackConfig;
 use receipts_runtime::TelemetryConfig;
-use receipts_service::ServiceConfig;
+use receipts_service::{ServiceConfig, StoreService};
 use receipts_store::StoreConfig;
 use receipts_webhooks::WebhookConfig;
 use serde::{Deserialize, Serialize};
@@ -68,5 +68,11 @@ impl ServiceConfig for GatewayConfig {
 
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
+    }
+}
+
+impl StoreService for GatewayConfig {
+    fn store(&self) -> &StoreConfig {
+        &self.store
     }
 }

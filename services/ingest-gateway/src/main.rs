@@ -1,9 +1,7 @@
 use ingest_gateway::GatewayConfig;
-use receipts_store::Stores;
 
 fn main() -> std::process::ExitCode {
-    receipts_service::main(async |config: GatewayConfig, shutdown| {
-        let stores = Stores::open(&config.store).await?;
+    receipts_service::main_with_stores(async |config: GatewayConfig, stores, shutdown| {
         let listener = tokio::net::TcpListener::bind(config.gateway.listen).await?;
         ingest_gateway::run(config, stores, listener, shutdown).await
     })

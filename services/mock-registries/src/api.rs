@@ -23,6 +23,9 @@ pub(crate) struct Record {
     pub request: Value,
     pub accepted_at: DateTime<Utc>,
     pub state: RecordState,
+    /// The registering call's `traceparent`, sent back with the callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -44,6 +44,9 @@ impl App {
             for (name, value) in self.shape.signature_headers(secret, now, &body) {
                 request = request.header(name, value);
             }
+            if let Some(traceparent) = &record.traceparent {
+                request = request.header("traceparent", traceparent);
+            }
             let outcome = tokio::select! {
                 () = cancel.cancelled() => return,
                 sent = request.send() => sent,

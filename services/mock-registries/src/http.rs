@@ -58,6 +58,13 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
+fn traceparent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
 async fn tax_submit(
     State(app): State<Arc<App>>,
     uri: Uri,
@@ -75,6 +82,7 @@ async fn tax_submit(
             json_content_type: is_json(&headers),
             body,
         },
+        traceparent: traceparent(&headers),
     })
     .await
 }
@@ -94,6 +102,7 @@ async fn logistics_submit(
             json_content_type: is_json(&headers),
             body,
         },
+        traceparent: traceparent(&headers),
     })
     .await
 }
@@ -104,6 +113,7 @@ async fn query(State(app): State<Arc<App>>, uri: Uri, Path(key): Path<String>) -
         path: uri.path().to_owned(),
         key: Some(key),
         op: Op::Query,
+        traceparent: None,
     })
     .await
 }

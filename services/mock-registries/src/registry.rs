@@ -39,6 +39,9 @@ pub(crate) struct Request {
     /// The idempotency key as sent (header or path), not yet checked.
     pub key: Option<String>,
     pub op: Op,
+    /// The caller's W3C trace context, echoed on the asynchronous callback so the result joins
+    /// the caller's trace.
+    pub traceparent: Option<String>,
 }
 
 pub(crate) enum Op {
@@ -422,7 +425,9 @@ impl App {
         let answer = match (key, submission) {
             (Err(invalid), _) => invalid,
             (Ok(_), Some(Err(invalid))) => invalid,
-            (Ok(key), Some(Ok(submission))) => self.register(key, submission).await,
+            (Ok(key), Some(Ok(submission))) => {
+                self.register(key, submission, request.traceparent).await
+            }
             (Ok(key), None) => self.query(&key),
         };
         call.finish(answer.status.as_str());
@@ -506,7 +511,12 @@ impl App {
         }
     }
 
-    async fn register(self: &Arc<Self>, key: String, submission: Submission) -> Answer {
+    async fn register(
+        self: &Arc<Self>,
+        key: String,
+        submission: Submission,
+        traceparent: Option<String>,
+    ) -> Answer {
         let _shared = self.gate.read().await;
         let _key = self.keys.lock(&key).await;
         let (existing, faults) = {
@@ -541,6 +551,7 @@ impl App {
             request: submission.request,
             accepted_at: now,
             state,
+            traceparent,
         };
         if let Err(answer) = self.persist(&record).await {
             return answer;

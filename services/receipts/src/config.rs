@@ -124,6 +124,8 @@ impl PlatformConfig {
 
     pub fn validator(&self) -> validator::ValidatorConfig {
         validator::ValidatorConfig {
+            // In one process the gateway serves every service's metrics and health.
+            admin: receipts_service::AdminConfig::default(),
             kafka: self.kafka.clone(),
             schema_registry: self.schema_registry.clone(),
             telemetry: self.telemetry.clone(),
@@ -132,6 +134,8 @@ impl PlatformConfig {
 
     pub fn projector(&self) -> status_projector::ProjectorConfig {
         status_projector::ProjectorConfig {
+            // In one process the gateway serves every service's metrics and health.
+            admin: receipts_service::AdminConfig::default(),
             kafka: self.kafka.clone(),
             schema_registry: self.schema_registry.clone(),
             store: self.store.clone(),
@@ -158,6 +162,8 @@ impl PlatformConfig {
 
     pub fn dispatcher(&self) -> DispatcherConfig {
         DispatcherConfig {
+            // In one process the gateway serves every service's metrics and health.
+            admin: receipts_service::AdminConfig::default(),
             kafka: self.kafka.clone(),
             schema_registry: self.schema_registry.clone(),
             store: self.store.clone(),
@@ -169,6 +175,7 @@ impl PlatformConfig {
     pub fn registrar(&self, registry: &RegistryConfig) -> RegistrarConfig {
         RegistrarConfig {
             registry: registry.clone(),
+            admin: receipts_service::AdminConfig::default(),
             retry: self.retry.clone(),
             kafka: self.kafka.clone(),
             schema_registry: self.schema_registry.clone(),

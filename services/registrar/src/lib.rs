@@ -18,7 +18,7 @@ use receipts_kafka::{
 };
 use receipts_registries::{CallError, RegistrationRequest, Registry, RegistryConfig};
 use receipts_runtime::TelemetryConfig;
-use receipts_service::{Consumer, Service, ServiceConfig};
+use receipts_service::{Admin, AdminConfig, Consumer, Service, ServiceConfig};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +29,8 @@ pub use outcome::{failed_event, outcome_event};
 #[serde(deny_unknown_fields)]
 pub struct RegistrarConfig {
     pub registry: RegistryConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
     #[serde(default)]
     pub retry: RetryPolicy,
     #[serde(default)]
@@ -43,6 +45,7 @@ impl RegistrarConfig {
     pub fn new(registry: RegistryConfig) -> Self {
         Self {
             registry,
+            admin: AdminConfig::default(),
             retry: RetryPolicy::default(),
             kafka: KafkaConfig::default(),
             schema_registry: SchemaRegistryConfig::default(),
@@ -66,6 +69,18 @@ impl ServiceConfig for RegistrarConfig {
 
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
+    }
+
+    /// Ready when the broker, the schema registry and the registry answer.
+    fn admin(&self) -> Result<Option<Admin>, receipts_service::Error> {
+        Admin::consumer(
+            &self.service(),
+            &self.admin,
+            &self.kafka,
+            &self.schema_registry,
+        )?
+        .with_registry(&self.registry.base_url)
+        .map(Some)
     }
 }
 

@@ -16,8 +16,11 @@ use receipts_domain::event::now_millis;
 use receipts_domain::{ReceiptEvent, StatusChanged, StatusPolicy, Topic};
 use receipts_kafka::{EventHandler, EventProducer, HandlerError, KafkaConfig, MessageContext};
 use receipts_runtime::TelemetryConfig;
-use receipts_service::{Consumer, Service, ServiceConfig};
+use receipts_service::{Admin, AdminConfig, Consumer, Service, ServiceConfig, StoreService};
 use receipts_store::{StoreConfig, Stores};
+use receipts_telemetry::metrics::{
+    PROJECTOR_APPLY_DURATION, PROJECTOR_EVENTS, STATUS_CHANGES, TERMINAL_RECEIPTS,
+};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +29,7 @@ pub const SERVICE: &str = "status-projector";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProjectorConfig {
+    pub admin: AdminConfig,
     pub kafka: KafkaConfig,
     pub schema_registry: SchemaRegistryConfig,
     pub store: StoreConfig,
@@ -41,6 +45,16 @@ impl ServiceConfig for ProjectorConfig {
 
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
+    }
+
+    fn admin(&self) -> Result<Option<Admin>, receipts_service::Error> {
+        Admin::consumer(SERVICE, &self.admin, &self.kafka, &self.schema_registry).map(Some)
+    }
+}
+
+impl StoreService for ProjectorConfig {
+    fn store(&self) -> &StoreConfig {
+        &self.store
     }
 }
 
@@ -78,12 +92,22 @@ impl EventHandler for Handler {
         _context: &MessageContext,
     ) -> Result<(), HandlerError> {
         let meta = event.meta();
-        let announcements = match self.projector.apply(&event, now_millis()).await? {
+        let started = std::time::Instant::now();
+        let projected = self.projector.apply(&event, now_millis()).await?;
+        metrics::histogram!(PROJECTOR_APPLY_DURATION, "service" => SERVICE)
+            .record(started.elapsed().as_secs_f64());
+        let announcements = match projected {
             Projected::Applied {
                 record,
                 transition,
                 changes,
             } => {
+                events_counted("applied");
+                // Only the one write that moves a receipt into a terminal status counts it.
+                if transition.to.is_terminal() && !transition.from.is_terminal() {
+                    metrics::counter!(TERMINAL_RECEIPTS, "service" => SERVICE, "status" => transition.to.to_string())
+                        .increment(1);
+                }
                 tracing::info!(
                     receipt_id = %meta.receipt_id,
                     event_id = %meta.event_id,
@@ -98,6 +122,7 @@ impl EventHandler for Handler {
                     .collect()
             }
             Projected::AlreadyApplied { record } => {
+                events_counted("duplicate");
                 tracing::debug!(receipt_id = %meta.receipt_id, event_id = %meta.event_id, "event applied before");
                 // The first time round may have crashed before announcing: if the receipt's
                 // status rests on this event, announce every status its timeline shows again
@@ -127,6 +152,12 @@ impl Handler {
         let event_id = change.meta.event_id;
         self.producer.publish(&change.into()).await?;
         tracing::info!(%receipt_id, %event_id, %from, %to, "status changed");
+        metrics::counter!(STATUS_CHANGES, "service" => SERVICE, "status" => to.to_string())
+            .increment(1);
         Ok(())
     }
+}
+
+fn events_counted(outcome: &'static str) {
+    metrics::counter!(PROJECTOR_EVENTS, "service" => SERVICE, "outcome" => outcome).increment(1);
 }

@@ -9,7 +9,7 @@ use receipts_domain::{
 };
 use receipts_kafka::{EventHandler, EventProducer, HandlerError, KafkaConfig, MessageContext};
 use receipts_runtime::TelemetryConfig;
-use receipts_service::{Consumer, Service, ServiceConfig};
+use receipts_service::{Admin, AdminConfig, Consumer, Service, ServiceConfig};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +19,7 @@ pub const SERVICE: &str = "validator";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ValidatorConfig {
+    pub admin: AdminConfig,
     pub kafka: KafkaConfig,
     pub schema_registry: SchemaRegistryConfig,
     pub telemetry: TelemetryConfig,
@@ -31,6 +32,10 @@ impl ServiceConfig for ValidatorConfig {
 
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
+    }
+
+    fn admin(&self) -> Result<Option<Admin>, receipts_service::Error> {
+        Admin::consumer(SERVICE, &self.admin, &self.kafka, &self.schema_registry).map(Some)
     }
 }
 

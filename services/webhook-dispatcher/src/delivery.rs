@@ -16,7 +16,11 @@ use receipts_domain::{
     WebhookFailed, WebhookRequested, WebhookSecret,
 };
 use receipts_kafka::{EventHandler, EventProducer, HandlerError, MessageContext, RetryableFailure};
+use receipts_telemetry::metrics::{
+    WEBHOOK_ATTEMPT_DURATION, WEBHOOK_DELIVERIES, WEBHOOK_ENDPOINTS_DISABLED,
+};
 
+use crate::SERVICE;
 use crate::limits::Limiter;
 use crate::sender::{Attempt, Outcome, Sender};
 
@@ -46,6 +50,7 @@ impl Deliverer {
         let series = message.meta.attempt.max(1);
         let delivery = self.logged(message).await?;
         if !delivery.accepts(series) {
+            delivery_counted("skipped");
             return Ok(());
         }
         let target = match self.target(message).await? {
@@ -67,6 +72,8 @@ impl Deliverer {
             )
             .await;
         drop(permit);
+        metrics::histogram!(WEBHOOK_ATTEMPT_DURATION, "service" => SERVICE, "outcome" => attempt.label())
+            .record(attempt.latency.as_secs_f64());
         let number = series - 1 + context.attempt;
         // Health first: a delivery seen as delivered implies its endpoint's health is recorded.
         let health = match (&message.destination, &attempt.outcome) {
@@ -83,10 +90,16 @@ impl Deliverer {
             ),
             _ => None,
         };
+        if health == Some(EndpointHealth::DisabledNow) {
+            metrics::counter!(WEBHOOK_ENDPOINTS_DISABLED, "service" => SERVICE).increment(1);
+        }
         self.log_attempt(message, &target, series, number, &attempt)
             .await?;
         match attempt.outcome {
-            Outcome::Delivered => Ok(()),
+            Outcome::Delivered => {
+                delivery_counted("delivered");
+                Ok(())
+            }
             Outcome::Refused(reason) => {
                 self.give_up(message, series, &format!("refused: {reason}"))
                     .await
@@ -102,11 +115,14 @@ impl Deliverer {
                 kind,
                 error,
                 retry_after,
-            } => Err(HandlerError::Retry(RetryableFailure {
-                kind,
-                message: error,
-                retry_after,
-            })),
+            } => {
+                delivery_counted("retry_scheduled");
+                Err(HandlerError::Retry(RetryableFailure {
+                    kind,
+                    message: error,
+                    retry_after,
+                }))
+            }
         }
     }
 
@@ -235,8 +251,13 @@ impl Deliverer {
             reason: reason.to_owned(),
         };
         self.producer.publish(&failed.into()).await?;
+        delivery_counted("failed");
         Ok(())
     }
+}
+
+fn delivery_counted(outcome: &'static str) {
+    metrics::counter!(WEBHOOK_DELIVERIES, "service" => SERVICE, "outcome" => outcome).increment(1);
 }
 
 /// `scheme://host:port` of a URL (callbacks to one server share its limits).

@@ -19,7 +19,7 @@ use receipts_core::Webhooks;
 use receipts_domain::Topic;
 use receipts_kafka::KafkaConfig;
 use receipts_runtime::TelemetryConfig;
-use receipts_service::{Consumer, Service, ServiceConfig};
+use receipts_service::{Admin, AdminConfig, Consumer, Service, ServiceConfig, StoreService};
 use receipts_store::{StoreConfig, Stores};
 use receipts_webhooks::{AddressPolicy, WebhookConfig};
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,7 @@ pub const FANOUT: &str = "webhook-dispatcher-fanout";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DispatcherConfig {
+    pub admin: AdminConfig,
     pub kafka: KafkaConfig,
     pub schema_registry: SchemaRegistryConfig,
     pub store: StoreConfig,
@@ -52,6 +53,16 @@ impl ServiceConfig for DispatcherConfig {
 
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
+    }
+
+    fn admin(&self) -> Result<Option<Admin>, receipts_service::Error> {
+        Admin::consumer(SERVICE, &self.admin, &self.kafka, &self.schema_registry).map(Some)
+    }
+}
+
+impl StoreService for DispatcherConfig {
+    fn store(&self) -> &StoreConfig {
+        &self.store
     }
 }
 

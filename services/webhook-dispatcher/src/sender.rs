@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use receipts_domain::WebhookSecret;
+use receipts_telemetry::trace;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use standardwebhooks::{HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP};
+use tracing::Instrument;
 
 use receipts_webhooks::{AddressPolicy, GuardedResolver, refusal};
 
@@ -47,6 +49,18 @@ pub enum Outcome {
 }
 
 impl Attempt {
+    /// The attempt's outcome as a metric label: `success`, `http_error`, `timeout`, `connect`,
+    /// `refused`.
+    pub fn label(&self) -> &'static str {
+        match &self.outcome {
+            Outcome::Delivered => "success",
+            Outcome::Refused(_) => "refused",
+            Outcome::Failed { kind, .. } if kind == "timeout" => "timeout",
+            Outcome::Failed { kind, .. } if kind == "connect" || kind == "connection" => "connect",
+            Outcome::Failed { .. } => "http_error",
+        }
+    }
+
     pub fn error(&self) -> Option<&str> {
         match &self.outcome {
             Outcome::Delivered => None,
@@ -111,19 +125,24 @@ impl Sender {
             Ok(signature) => signature,
             Err(e) => return finish(None, None, Outcome::Refused(e)),
         };
+        let span = trace::http_client_span(&reqwest::Method::POST, &url);
+        // The partner may continue the receipt's trace from here.
+        let traceparent = span.in_scope(trace::outgoing_traceparent);
         let request = self
             .client
             .post(url)
+            .header(trace::TRACEPARENT, traceparent)
             .header(CONTENT_TYPE, "application/json")
             .header(HEADER_WEBHOOK_ID, webhook_id)
             .header(HEADER_WEBHOOK_TIMESTAMP, at.timestamp().to_string())
             .header(HEADER_WEBHOOK_SIGNATURE, signature)
             .body(payload.to_vec());
-        let mut response = match request.send().await {
+        let mut response = match request.send().instrument(span.clone()).await {
             Ok(response) => response,
             Err(e) => return finish(None, None, transport_failure(&e)),
         };
         let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
         let retry_after = receipts_runtime::http::retry_after(response.headers());
         let location = response
             .headers()

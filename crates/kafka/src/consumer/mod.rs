@@ -523,7 +523,31 @@ struct LoopContext<H> {
     shared: Arc<Shared<H>>,
 }
 
-impl<H: EventHandler> ClientContext for LoopContext<H> {}
+impl<H: EventHandler> ClientContext for LoopContext<H> {
+    /// Publishes each assigned partition's lag (`statistics.interval.ms`).
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let service = &self.shared.env.service;
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's internal unassigned partition; a negative lag is unknown.
+                if *partition < 0 || p.consumer_lag < 0 || p.fetch_state != "active" {
+                    continue;
+                }
+                lag_gauge(service, topic, *partition).set(p.consumer_lag as f64);
+            }
+        }
+    }
+}
+
+/// The lag gauge of one partition.
+fn lag_gauge(service: &str, topic: &str, partition: i32) -> metrics::Gauge {
+    metrics::gauge!(
+        receipts_telemetry::metrics::CONSUMER_LAG,
+        "service" => service.to_owned(),
+        "topic" => topic.to_owned(),
+        "partition" => partition.to_string()
+    )
+}
 
 impl<H: EventHandler> ConsumerContext for LoopContext<H> {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -535,6 +559,10 @@ impl<H: EventHandler> ConsumerContext for LoopContext<H> {
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect();
                 tracing::info!(?partitions, "partitions revoked; draining");
+                // Their new owner reports their lag now.
+                for (topic, partition) in &partitions {
+                    lag_gauge(&self.shared.env.service, topic, *partition).set(0.0);
+                }
                 self.shared.drain(consumer, &partitions);
                 self.shared.store_finished(consumer);
                 if !consumer.assignment_lost() {

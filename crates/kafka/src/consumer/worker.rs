@@ -16,9 +16,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{EventHandler, HandlerError, MessageContext, Partition, RetryableFailure, WorkerEnv};
+use receipts_telemetry::metrics::{
+    CONSUMER_DEAD_LETTERED, CONSUMER_IN_FLIGHT, CONSUMER_MESSAGES, CONSUMER_PROCESSING_DURATION,
+    CONSUMER_RETRIES_SCHEDULED, CONSUMER_TRANSIENT_FAILURES,
+};
+use receipts_telemetry::trace;
+
+use crate::headers;
 use crate::retry::NextAttempt;
 use crate::window::Window;
-use crate::{headers, trace};
 
 pub(super) async fn run_worker<H: EventHandler>(
     env: std::sync::Arc<WorkerEnv<H>>,
@@ -70,9 +76,29 @@ pub(super) async fn run_worker<H: EventHandler>(
 
 /// The result of one attempt at a message.
 enum Step {
-    Done,
+    Done(Outcome),
     /// Try the same message again here, after a backoff (our own infrastructure failed).
     Again(String),
+}
+
+/// How a message was finished, for metrics.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Handled,
+    RetryScheduled,
+    Deferred,
+    DeadLettered,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Handled => "handled",
+            Self::RetryScheduled => "retry_scheduled",
+            Self::Deferred => "deferred",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
 }
 
 /// Handles one message until it is done (true) or the worker is cancelled mid-retry (false).
@@ -82,30 +108,75 @@ async fn process<H: EventHandler>(
     cancel: &CancellationToken,
 ) -> bool {
     let context = context_of(&message);
-    let event_id = header(&message, headers::EVENT_ID).unwrap_or_default();
-    let span = tracing::info_span!(
-        "consume",
-        service = %env.service,
-        topic = %context.topic,
-        partition = context.partition,
-        offset = context.offset,
-        attempt = context.attempt,
-        event_id = %event_id,
-    );
+    let span = process_span(env, &message, &context);
     trace::set_parent(&span, context.traceparent.as_deref());
+    let (service, topic) = (env.service.clone(), context.topic.clone());
+    let in_flight = metrics::gauge!(CONSUMER_IN_FLIGHT, "service" => service.clone());
+    in_flight.increment(1.0);
+    let started = std::time::Instant::now();
+    let finished = attempts(env, &message, &context, &span, cancel).await;
+    in_flight.decrement(1.0);
+    if let Some(outcome) = finished {
+        metrics::histogram!(CONSUMER_PROCESSING_DURATION, "service" => service.clone(), "topic" => topic.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!(CONSUMER_MESSAGES, "service" => service, "topic" => topic, "outcome" => outcome.as_str())
+            .increment(1);
+    }
+    finished.is_some()
+}
+
+/// The consumer span of processing one message, named and described per the OpenTelemetry
+/// messaging conventions (the event's producer span is its parent).
+fn process_span<H>(
+    env: &WorkerEnv<H>,
+    message: &OwnedMessage,
+    context: &MessageContext,
+) -> tracing::Span {
+    let event_id = header(message, headers::EVENT_ID).unwrap_or_default();
+    let key = message
+        .key()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    tracing::info_span!(
+        "process",
+        otel.name = %format!("process {}", context.topic),
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.operation.type = "process",
+        messaging.operation.name = "process",
+        messaging.destination.name = %context.topic,
+        messaging.consumer.group.name = %env.service,
+        messaging.destination.partition.id = context.partition,
+        messaging.kafka.offset = context.offset,
+        messaging.kafka.message.key = %key,
+        messaging.message.id = %event_id,
+        service = %env.service,
+        attempt = context.attempt,
+    )
+}
+
+/// Attempts a message until it is finished (its outcome), or the worker is cancelled mid-retry
+/// (`None`).
+async fn attempts<H: EventHandler>(
+    env: &WorkerEnv<H>,
+    message: &OwnedMessage,
+    context: &MessageContext,
+    span: &tracing::Span,
+    cancel: &CancellationToken,
+) -> Option<Outcome> {
     let mut backoff = Backoff::default();
     loop {
-        let attempt = trace::with_inbound(
-            context.traceparent.clone(),
-            attempt(env, &message, &context),
-        );
+        let attempt =
+            trace::with_inbound(context.traceparent.clone(), attempt(env, message, context));
         match attempt.instrument(span.clone()).await {
-            Step::Done => return true,
+            Step::Done(outcome) => return Some(outcome),
             Step::Again(reason) => {
+                metrics::counter!(CONSUMER_TRANSIENT_FAILURES, "service" => env.service.clone(), "topic" => context.topic.clone())
+                    .increment(1);
                 let delay = backoff.next_delay();
-                tracing::warn!(parent: &span, reason, retry_in = ?delay, "transient failure; retrying");
+                tracing::warn!(parent: span, reason, retry_in = ?delay, "transient failure; retrying");
                 tokio::select! {
-                    () = cancel.cancelled() => return false,
+                    () = cancel.cancelled() => return None,
                     () = tokio::time::sleep(delay) => {}
                 }
             }
@@ -159,7 +230,7 @@ async fn attempt<H: EventHandler>(
         }
     };
     match env.handler.handle(event.clone(), context).await {
-        Ok(()) => Step::Done,
+        Ok(()) => Step::Done(Outcome::Handled),
         Err(HandlerError::Failed(error)) => failed(env, message, context, error.as_ref()).await,
         Err(HandlerError::Retry(failure)) => {
             schedule_retry(env, message, context, event, failure).await
@@ -194,7 +265,7 @@ async fn defer<H>(
     match send_to_tier(env, message, context, 1, context.attempt, due, None).await {
         Ok(topic) => {
             tracing::debug!(retry_topic = %topic, delay = ?delay, "deferred");
-            Step::Done
+            Step::Done(Outcome::Deferred)
         }
         Err(error) => Step::Again(format!("defer produce failed: {error}")),
     }
@@ -219,7 +290,7 @@ async fn schedule_retry<H: EventHandler>(
         NextAttempt::Exhausted => {
             tracing::warn!(kind = %failure.kind, message = %failure.message, attempt = context.attempt, "retry horizon exceeded");
             match env.handler.exhausted(event, context, &failure).await {
-                Ok(()) => Step::Done,
+                Ok(()) => Step::Done(Outcome::Handled),
                 Err(HandlerError::Failed(error)) => {
                     failed(env, message, context, error.as_ref()).await
                 }
@@ -253,7 +324,9 @@ async fn schedule_retry<H: EventHandler>(
                         message = %failure.message,
                         "retry scheduled"
                     );
-                    Step::Done
+                    metrics::counter!(CONSUMER_RETRIES_SCHEDULED, "service" => env.service.clone(), "tier" => tier.to_string())
+                        .increment(1);
+                    Step::Done(Outcome::RetryScheduled)
                 }
                 Err(error) => Step::Again(format!("retry produce failed: {error}")),
             }
@@ -336,7 +409,11 @@ async fn dead_letter<H>(
         message.payload().unwrap_or_default(),
     );
     match env.producer.send(&topic, key, payload, headers).await {
-        Ok(_) => Step::Done,
+        Ok(_) => {
+            metrics::counter!(CONSUMER_DEAD_LETTERED, "service" => env.service.clone(), "topic" => context.topic.clone(), "kind" => kind.to_owned())
+                .increment(1);
+            Step::Done(Outcome::DeadLettered)
+        }
         Err(error) => Step::Again(format!("dead-letter produce failed: {error}")),
     }
 }

@@ -11,8 +11,9 @@ use receipts_domain::{
 };
 use receipts_kafka::{
     ConsumerSpec, EventHandler, EventProducer, HandlerError, MessageContext, TopicSpec,
-    ensure_topics, headers, run_consumer, trace,
+    ensure_topics, headers, run_consumer,
 };
+use receipts_telemetry::trace;
 use receipts_testkit::{TestEnv, eventually, header};
 use tokio_util::sync::CancellationToken;
 

@@ -5,7 +5,8 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use rdkafka::Message;
 use receipts_domain::Topic;
-use receipts_kafka::{TopicNames, headers, trace};
+use receipts_kafka::{TopicNames, headers};
+use receipts_telemetry::trace;
 use receipts_testkit::header;
 
 use crate::helpers::*;

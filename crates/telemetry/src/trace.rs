@@ -8,6 +8,9 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use rand::RngCore;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// The W3C header (and Kafka header) carrying the trace context.
+pub const TRACEPARENT: &str = "traceparent";
+
 tokio::task_local! {
     /// The `traceparent` of the message being handled, for when no OpenTelemetry layer is
     /// installed (tests, tools): outgoing events then still continue the incoming trace.
@@ -31,6 +34,30 @@ pub fn outgoing_traceparent() -> String {
         return inbound;
     }
     fresh_traceparent()
+}
+
+/// The client span of one outgoing HTTP request, per the OpenTelemetry HTTP conventions.
+/// Record `http.response.status_code` on it once the answer arrives.
+pub fn http_client_span(method: &http::Method, url: &url::Url) -> tracing::Span {
+    tracing::info_span!(
+        "http.client",
+        otel.name = %method,
+        otel.kind = "client",
+        http.request.method = %method,
+        url.full = %redacted(url),
+        server.address = url.host_str().unwrap_or_default(),
+        server.port = url.port_or_known_default().unwrap_or_default(),
+        http.response.status_code = tracing::field::Empty,
+    )
+}
+
+/// `url` without credentials or query (which may carry tokens), for span attributes.
+fn redacted(url: &url::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.to_string()
 }
 
 /// A new root trace context (sampled).
