@@ -17,7 +17,7 @@ mod window;
 pub use config::{KafkaConfig, KafkaTls, SaslConfig, SecurityProtocol};
 pub use consumer::{
     ConsumerSpec, EventHandler, HandlerError, HorizonExceeded, MessageContext, RetryableFailure,
-    run_consumer,
+    own_topics, run_consumer,
 };
 pub use error::{Error, Result};
 pub use probe::BrokerProbe;

@@ -7,6 +7,7 @@ pub mod clients;
 mod config;
 pub mod list;
 mod platform;
+pub mod setup;
 
 pub use config::{EmbeddedConfig, PlatformConfig};
 pub use platform::{Platform, PlatformError};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use receipts::{Platform, PlatformConfig};
-use receipts::{clients, list};
+use receipts::{clients, list, setup};
 use receipts_domain::event::now_millis;
 use receipts_domain::{ClientId, ReceiptType, Scope, TenantId};
 use receipts_runtime::{load_config, shutdown_on_signal, telemetry};
@@ -43,6 +43,17 @@ enum Command {
     /// Manage the store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Prepare a deployment (run once before the services, and after each upgrade): create every
+    /// topic (with each consumer's retry and dead-letter topics), register every event schema,
+    /// migrate the store. Idempotent.
+    Setup,
+    /// Exit 0 when URL answers with a 2xx within the timeout, 1 otherwise (container
+    /// healthchecks: the image has no shell and no curl).
+    Probe {
+        url: url::Url,
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Print one fresh receipt document of a built-in type to stdout.
     Sample {
         /// The receipt type, e.g. retail-receipt/v1 or retail-receipt-xml/v1.
@@ -126,6 +137,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             list::print(&stores, args).await.map(drop)
         }
         Command::Dlt(command) => dlt_command(config, command).await,
+        Command::Setup => {
+            let telemetry = telemetry::init("receipts-setup", &config.telemetry)?;
+            let report = setup::run(&config).await;
+            telemetry.shutdown();
+            let report = report?;
+            println!(
+                "ready: {} topics, {} schemas registered, store schema at version {}",
+                report.topics.len(),
+                report.schemas,
+                report.store_version
+            );
+            Ok(())
+        }
+        Command::Probe { url, timeout } => probe(url, timeout).await,
         Command::Sample {
             receipt_type,
             invalid,
@@ -207,6 +232,13 @@ async fn dlt_command(config: PlatformConfig, command: DltCommand) -> anyhow::Res
             println!("replayed {replayed} message(s) from {topic}");
         }
     }
+    Ok(())
+}
+
+async fn probe(url: url::Url, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(timeout).build()?;
+    let status = client.get(url.clone()).send().await?.status();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}");
     Ok(())
 }
 

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use mock_registries::{CallbackTarget, MockConfig, RegistryKind, RunningMock};
 use receipts_domain::Secret;
-use receipts_domain::Topic;
 use receipts_embedded_broker::{BrokerConfig, EmbeddedBroker};
 use receipts_kafka::{TopicNames, TopicSpec, ensure_topics};
 use receipts_registries::{AdapterKind, RegistryConfig};
@@ -141,14 +140,8 @@ impl Platform {
 
         // Created once up front, so the services starting side by side do not race to create them.
         let names = TopicNames::new(&config.kafka);
-        let registries: Vec<_> = config.registries.iter().map(|r| r.name.clone()).collect();
-        let topics: Vec<TopicSpec> = Topic::receipt_topics(&registries)
+        let topics: Vec<TopicSpec> = crate::setup::event_topics(&config)
             .iter()
-            .chain([
-                &Topic::StatusChanged,
-                &Topic::WebhookDeliveries,
-                &Topic::WebhookFailed,
-            ])
             .map(|t| TopicSpec::new(&config.kafka, names.of(t)))
             .collect();
         ensure_topics(&config.kafka, &topics).await?;

@@ -202,6 +202,24 @@ pub(crate) type Partition = (String, i32);
 
 /// Consumes `spec.topics` with `handler` until `shutdown` is cancelled (or this future is
 /// dropped), then drains and commits.
+/// The retry tier topics of a consumer: one per tier per topic it reads.
+fn retry_topics(names: &crate::TopicNames, spec: &ConsumerSpec) -> Vec<String> {
+    spec.topics
+        .iter()
+        .flat_map(|t| (1..=spec.retry.tiers()).map(|tier| names.retry_tier(&spec.service, t, tier)))
+        .collect()
+}
+
+/// The topics a consumer owns besides those it reads: a dead-letter topic per topic it reads,
+/// and its retry tiers. [`run_consumer`] creates them; so does the platform's setup step.
+pub fn own_topics(names: &crate::TopicNames, spec: &ConsumerSpec) -> Vec<String> {
+    spec.topics
+        .iter()
+        .map(|t| names.dead_letter(&spec.service, t))
+        .chain(retry_topics(names, spec))
+        .collect()
+}
+
 pub async fn run_consumer<H: EventHandler>(
     config: KafkaConfig,
     spec: ConsumerSpec,
@@ -210,16 +228,9 @@ pub async fn run_consumer<H: EventHandler>(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let names = producer.topics().clone();
-    let retry_topics: Vec<String> = spec
-        .topics
-        .iter()
-        .flat_map(|t| (1..=spec.retry.tiers()).map(|tier| names.retry_tier(&spec.service, t, tier)))
-        .collect();
-    let own_topics: Vec<TopicSpec> = spec
-        .topics
-        .iter()
-        .map(|t| names.dead_letter(&spec.service, t))
-        .chain(retry_topics.iter().cloned())
+    let retry_topics = retry_topics(&names, &spec);
+    let own_topics: Vec<TopicSpec> = own_topics(&names, &spec)
+        .into_iter()
         .map(|t| TopicSpec::new(&config, t))
         .collect();
     ensure_topics(&config, &own_topics).await?;

@@ -6,6 +6,7 @@ mod crash;
 mod embedded;
 mod examples;
 mod helpers;
+mod metrics;
 mod registrations;
 mod tracing_context;
 mod webhooks;
