@@ -26,6 +26,18 @@ SECTIONS: dict[str, set[str]] = {
     "receipts": SHARED
     | {"embedded", "mocks", "registries", "retry", "status", "gateway", "webhooks", "store"},
 }
+# What a deployed binary's file must hold: without it, the binary would run on its loopback
+# defaults (127.0.0.1:9092, sqlite://data/...) instead of the cluster's services.
+REQUIRED: dict[str, set[str]] = {
+    "ingest-gateway": {"kafka", "schema_registry", "store", "gateway"},
+    "validator": {"kafka", "schema_registry"},
+    "tax-registrar": {"kafka", "schema_registry", "registry"},
+    "logistics-registrar": {"kafka", "schema_registry", "registry"},
+    "status-projector": {"kafka", "schema_registry", "store"},
+    "webhook-dispatcher": {"kafka", "schema_registry", "store"},
+    "mock-registries": {"tax", "logistics"},
+    "receipts": {"kafka", "schema_registry", "store"},
+}
 # RECEIPTS_CONFIG names the file; RECEIPTS_LOG is reserved for log filters.
 IGNORED_VARIABLES = {"RECEIPTS_CONFIG", "RECEIPTS_LOG"}
 VARIABLE = re.compile(r"^RECEIPTS_([A-Z0-9_]+?)(?:__.*)?$")
@@ -47,11 +59,16 @@ def check_file_text(binary: str, text: str, where: str) -> list[str]:
         parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         return [f"{where}: not valid TOML: {error}"]
-    return [
+    problems = [
         f"{where}: section [{section}] is not read by {binary} (it reads: {', '.join(sorted(SECTIONS[binary]))}); it would refuse to start"
         for section in parsed
         if section not in SECTIONS[binary]
     ]
+    problems += [
+        f"{where}: no [{section}] section: {binary} would use its loopback default"
+        for section in sorted(REQUIRED[binary] - set(parsed))
+    ]
+    return problems
 
 
 def check_variables(binary: str, names, where: str) -> list[str]:
