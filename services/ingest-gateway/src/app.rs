@@ -191,8 +191,11 @@ async fn continue_partner_trace(request: Request, next: middleware::Next) -> Res
 fn make_span(request: &Request) -> tracing::Span {
     let span = tracing::info_span!(
         "http",
-        method = %request.method(),
-        path = %request.uri().path(),
+        otel.name = %request.method(),
+        otel.kind = "server",
+        service = crate::SERVICE,
+        http.request.method = %request.method(),
+        url.path = %request.uri().path(),
         tenant = tracing::field::Empty,
         receipt_id = tracing::field::Empty,
     );

@@ -8,5 +8,6 @@ mod examples;
 mod helpers;
 mod metrics;
 mod registrations;
+mod traces;
 mod tracing_context;
 mod webhooks;

@@ -18,13 +18,21 @@ use tokio::process::{Child, Command};
 const WAIT: Duration = Duration::from_secs(120);
 const RECEIPTS: usize = 150;
 
-fn spawn_registrar(env: &TestEnv, registry_url: &str, log: &std::path::Path) -> Child {
+/// The tax-registrar binary on this test's broker and registry, its admin listener on `admin`,
+/// logging to `log`.
+pub fn spawn_registrar(
+    env: &TestEnv,
+    registry_url: &str,
+    admin: &str,
+    log: &std::path::Path,
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("log");
     Command::new(env!("CARGO_BIN_EXE_tax-registrar"))
+        .env("RECEIPTS_ADMIN__LISTEN", admin)
         .env("RECEIPTS_REGISTRY__BASE_URL", registry_url)
         .env(
             "RECEIPTS_KAFKA__BOOTSTRAP_SERVERS",
@@ -107,7 +115,7 @@ async fn kill_9_mid_flight_then_restart_registers_everything_exactly_once() {
 
     let log = env.dir.path().join("registrar.log");
     let http = reqwest::Client::new();
-    let mut registrar = spawn_registrar(&env, &mock.base_url(), &log);
+    let mut registrar = spawn_registrar(&env, &mock.base_url(), "127.0.0.1:0", &log);
     eventually("registrations under way", WAIT, || async {
         (registrations(&http, &mock.base_url()).await.len() >= 10).then_some(())
     })
@@ -120,7 +128,7 @@ async fn kill_9_mid_flight_then_restart_registers_everything_exactly_once() {
     );
 
     env.outlive_dead_members().await;
-    let mut registrar = spawn_registrar(&env, &mock.base_url(), &log);
+    let mut registrar = spawn_registrar(&env, &mock.base_url(), "127.0.0.1:0", &log);
     let registered_topic = names.of(&Topic::Registered("tax".parse().expect("name")));
     let codec = env.codec();
     let outcomes = eventually("every receipt registered", WAIT, || async {

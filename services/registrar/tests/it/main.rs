@@ -2,6 +2,7 @@
 //! ladder, Retry-After, outages, rejections, the horizon, asynchronous registries, poison and
 //! dead-letter replay.
 
+mod admin;
 mod dead_letters;
 mod helpers;
 mod kill;

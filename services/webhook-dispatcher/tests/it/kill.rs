@@ -20,6 +20,8 @@ fn spawn_dispatcher(config: &Path, log: &Path) -> Child {
         .arg("--config")
         .arg(config)
         .env("RUST_LOG", "info")
+        // Any free port: tests run side by side.
+        .env("RECEIPTS_ADMIN__LISTEN", "127.0.0.1:0")
         .env_remove("RECEIPTS_CONFIG")
         .stdout(Stdio::null())
         .stderr(log)
