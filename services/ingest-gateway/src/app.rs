@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
@@ -14,8 +13,8 @@ use receipts_core::{CursorKey, Receipts, Webhooks};
 use receipts_domain::RegistryName;
 use receipts_kafka::EventProducer;
 use receipts_registries::CallbackConfig;
-use receipts_service::admin;
-use receipts_store::{ClientStore, DocumentStore, Health, ReservationStore, Stores};
+use receipts_service::{Readiness, admin};
+use receipts_store::{ClientStore, DocumentStore, ReservationStore, Stores};
 use receipts_telemetry::metrics::Recorder;
 use receipts_webhooks::{AddressPolicy, WebhookConfig};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -35,7 +34,8 @@ pub struct AppState {
     pub documents: Arc<dyn DocumentStore>,
     pub clients: Arc<dyn ClientStore>,
     pub webhooks: Webhooks,
-    pub health: Arc<dyn Health>,
+    /// What `/readyz` checks: the broker and the store (and, once running, the schema registry).
+    pub readiness: Readiness,
     pub producer: EventProducer,
     /// Base of status URLs, without a trailing slash.
     pub public_url: Arc<str>,
@@ -76,7 +76,7 @@ impl AppState {
             documents: stores.documents,
             clients: stores.clients,
             webhooks: Webhooks::new(stores.endpoints, stores.deliveries),
-            health: stores.health,
+            readiness: broker_readiness(&producer).store(stores.health),
             producer,
             public_url: public_url.into(),
             max_body_bytes: http.max_body_bytes,
@@ -141,7 +141,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/livez", get(livez))
         .route("/healthz", get(livez))
-        .route("/readyz", get(readyz))
+        .route(
+            "/readyz",
+            get(admin::readyz).with_state(state.readiness.clone()),
+        )
         .route(
             "/metrics",
             get(admin::metrics).with_state(state.metrics.clone()),
@@ -213,18 +216,17 @@ async fn livez() -> &'static str {
     "ok"
 }
 
-/// Readiness: the broker and the store both answer.
-async fn readyz(State(state): State<AppState>) -> Response {
-    let broker = state
-        .producer
-        .check_connectivity(Duration::from_secs(2))
-        .await;
-    let store = state.health.ping().await.is_ok();
-    let body = serde_json::json!({ "broker": broker, "store": store });
-    let status = if broker && store {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, axum::Json(body)).into_response()
+/// The broker answers a metadata request through the gateway's own producer.
+fn broker_readiness(producer: &EventProducer) -> Readiness {
+    let producer = producer.clone();
+    Readiness::default().check("broker", move || {
+        let producer = producer.clone();
+        async move {
+            if producer.check_connectivity(Duration::from_secs(2)).await {
+                Ok(())
+            } else {
+                Err("no answer to a metadata request".to_owned())
+            }
+        }
+    })
 }

@@ -45,7 +45,7 @@ pub async fn run(
         .await?;
     let producer = service.producer().clone();
     let local_addr = listener.local_addr()?;
-    let state = AppState::new(
+    let mut state = AppState::new(
         stores,
         producer.clone(),
         &config.gateway,
@@ -53,6 +53,7 @@ pub async fn run(
         local_addr,
     )
     .with_callbacks(config.registry_callbacks.clone());
+    state.readiness = state.readiness.schema_registry(&config.schema_registry)?;
     tracing::info!(%local_addr, public_url = %state.public_url, "ingest gateway listening");
     // Responses are streamed in several writes (lists); with Nagle's algorithm on, each small
     // write waits for the client's delayed acknowledgement (40 ms on Linux).

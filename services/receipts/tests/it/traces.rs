@@ -1,8 +1,9 @@
 //! One trace per receipt: spans exported over OTLP/HTTP to a receiver in this test (decoded with
 //! `opentelemetry-proto`) show the receipt's whole journey under one trace id, each hop a child
 //! of the one before: the gateway's request, the `submitted` send, the validator, both
-//! registrars with their registry calls, the projector, the webhook fan-out and the delivery
-//! with its HTTP call (whose `traceparent` the receiver sees).
+//! registrars with their registry calls (one registry answering by callback, which joins the
+//! trace), the projector, the webhook fan-out and the delivery with its HTTP call (whose
+//! `traceparent` the receiver sees).
 
 use std::sync::{Arc, Mutex};
 
@@ -133,6 +134,12 @@ async fn one_trace_follows_a_receipt_through_every_service() {
     .expect("telemetry");
     let receiver = Receiver::ok().await;
     let platform = RunningPlatform::start().await;
+    platform
+        .put_faults(
+            "logistics",
+            serde_json::json!({"async": {"enabled": true, "delay_ms": 100}}),
+        )
+        .await;
     let t = receipts_domain::ReceiptType::lookup("retail-receipt/v1").expect("type");
     let response = platform
         .http
@@ -223,9 +230,25 @@ async fn one_trace_follows_a_receipt_through_every_service() {
             "{:?}",
             call.attributes
         );
+        // The logistics registry answers asynchronously: its signed callback to the gateway
+        // carries the call's trace context, and the gateway reports the outcome from there.
+        let reporter = if registry == "logistics" {
+            let callback = trace
+                .0
+                .iter()
+                .find(|s| attribute(s, "url.path") == Some("/v1/registries/logistics/callbacks"))
+                .expect("the registry's callback to the gateway");
+            assert_eq!(
+                trace.parent(callback).map(|p| &p.span_id),
+                Some(&call.span_id)
+            );
+            callback
+        } else {
+            registrar
+        };
         let registered = trace.below(
             &format!("send {}", topic(&format!("{registry}-registered"))),
-            registrar,
+            reporter,
         );
         trace.child(
             &format!("process {}", topic(&format!("{registry}-registered"))),
