@@ -122,6 +122,10 @@ pub struct ScyllaOptions {
     /// Replicas per data centre, for `receipts store migrate` when it creates the keyspace
     /// (NetworkTopologyStrategy). Empty: 3 in the URL's `dc` (or `datacenter1`).
     pub replication: BTreeMap<String, u32>,
+    /// Create the keyspace with vnodes (`tablets = {'enabled': false}`): the idempotency
+    /// reservation is a lightweight transaction, which tablet keyspaces do not support on every
+    /// ScyllaDB release. Set `false` on a ScyllaDB before 6.0 (no tablets option at all).
+    pub disable_tablets: bool,
     /// Client-side timeout of a single-partition request (reads and writes by key).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -138,6 +142,7 @@ impl Default for ScyllaOptions {
             tls: false,
             ca_file: None,
             replication: BTreeMap::new(),
+            disable_tablets: true,
             request_timeout: Duration::from_secs(2),
             scan_timeout: Duration::from_secs(30),
         }

@@ -120,6 +120,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // A container healthcheck: it must not depend on the configuration the container's service
+    // reads (which the platform's may refuse).
+    if let Command::Probe { url, timeout } = &cli.command {
+        return probe(url.clone(), *timeout).await;
+    }
     let mut config: PlatformConfig = load_config(cli.config.as_deref())?;
     if let Some(dir) = &cli.data_dir {
         config = config.with_data_dir(dir);

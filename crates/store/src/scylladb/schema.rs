@@ -83,10 +83,15 @@ pub(super) async fn migrate(
     options: &ScyllaOptions,
 ) -> Result<u32> {
     let keyspace = &location.keyspace;
+    let tablets = if options.disable_tablets {
+        " AND tablets = {'enabled': false}"
+    } else {
+        ""
+    };
     run(
         session,
         &format!(
-            "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {} AND durable_writes = true",
+            "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {} AND durable_writes = true{tablets}",
             replication(location, options)
         ),
     )

@@ -338,3 +338,33 @@ fn sample_prints_distinct_documents_of_each_type() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown receipt type"));
 }
+
+/// `receipts probe` (the containers' healthcheck) succeeds on a 2xx and fails on anything else,
+/// whatever configuration the container's service reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_checks_a_url_and_ignores_the_services_configuration() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("validator.toml");
+    std::fs::write(&config, "[admin]\nlisten = \"0.0.0.0:9090\"\n").expect("config");
+    let receiver = receipts_testkit::receiver::Receiver::ok().await;
+    let probe = |url: String| {
+        let config = config.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_receipts"))
+                .args(["probe", &url, "--timeout", "2s"])
+                .env("RECEIPTS_CONFIG", &config)
+                .env("RECEIPTS_ADMIN__LISTEN", "0.0.0.0:9090")
+                .output()
+                .await
+                .expect("run receipts probe")
+        }
+    };
+    let up = probe(receiver.url("/livez")).await;
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let down = probe(format!("http://{}/livez", free_addr())).await;
+    assert_eq!(down.status.code(), Some(1));
+}
