@@ -16,7 +16,7 @@ use url::Url;
 use crate::provision::Tenant;
 use crate::receiver::{Heard, Receiver};
 use crate::schedule::Schedule;
-use crate::summary::{Latency, Second, Summary, Verification};
+use crate::summary::{Latency, ProcessSample, Second, Summary, Verification};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub struct Options {
     pub seed: u64,
     /// Draw a live progress line.
     pub progress: bool,
+    /// The platform's process, whose CPU and memory are sampled every second.
+    pub platform_pid: Option<u32>,
 }
 
 /// A receipt acknowledged and not yet heard of.
@@ -164,6 +166,9 @@ pub async fn run(
             }
         })
     };
+    let sampler = options
+        .platform_pid
+        .map(|pid| crate::process::sample_every_second(pid, start));
     let progress = progress_line(options.progress, arrivals.len() as u64);
     let ticker = spawn_progress(progress.clone(), Arc::clone(&shared));
 
@@ -228,11 +233,25 @@ pub async fn run(
                 verification.polled += 1;
                 shared.ended(&id, &status, intended, Instant::now());
             }
-            None => verification.lost.push(id),
+            None => verification.unfinished.push(id),
         }
     }
     ticker.abort();
     listener.abort();
+    let platform: Vec<ProcessSample> = match sampler {
+        Some((task, samples)) => {
+            task.abort();
+            lock(&samples)
+                .iter()
+                .map(|&(at_s, cpu_percent, rss_mib)| ProcessSample {
+                    at_s,
+                    cpu_percent,
+                    rss_mib,
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
     progress.finish_and_clear();
 
     let accepted = lock(&shared.accepted).clone();
@@ -269,6 +288,10 @@ pub async fn run(
         seconds: lock(&shared.seconds).clone(),
         sent_per_s: shared.sent.load(Ordering::Relaxed) as f64 / sending,
         terminal_per_s: ended / start.elapsed().as_secs_f64().max(0.001),
+        platform_rss_max_mib: platform.iter().map(|p| p.rss_mib).reduce(f64::max),
+        platform_cpu_mean_percent: (!platform.is_empty())
+            .then(|| platform.iter().map(|p| p.cpu_percent).sum::<f64>() / platform.len() as f64),
+        platform,
         verification,
     };
     Ok(summary)

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod generator;
+pub mod process;
 pub mod provision;
 pub mod receiver;
 pub mod schedule;

@@ -70,6 +70,10 @@ struct Cli {
     /// No progress line (logs, CI).
     #[arg(long)]
     quiet: bool,
+    /// The platform's process id: its CPU and memory are sampled every second (Linux /proc),
+    /// e.g. `--pid $(pgrep -f 'receipts.* up')`.
+    #[arg(long)]
+    pid: Option<u32>,
 }
 
 #[tokio::main]
@@ -136,6 +140,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             mocks,
             seed,
             progress: !cli.quiet,
+            platform_pid: cli.pid,
         },
         tenants,
         &receiver,

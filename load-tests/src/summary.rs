@@ -39,11 +39,22 @@ pub struct Second {
     pub terminal: u64,
 }
 
+/// The platform's process at one second of the run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ProcessSample {
+    pub at_s: f64,
+    /// Percent of one core over the second before.
+    pub cpu_percent: f64,
+    pub rss_mib: f64,
+}
+
 /// What the run checked, besides measuring.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Verification {
-    /// Acknowledged receipts whose terminal status never came (by webhook or by polling).
-    pub lost: Vec<String>,
+    /// Acknowledged receipts without a terminal status at the end of the drain, by webhook or by
+    /// polling: a backlog the platform had not worked off yet, or a loss (run again with a longer
+    /// `--drain` to tell them apart).
+    pub unfinished: Vec<String>,
     /// Terminal statuses learnt by polling because no webhook came in time.
     pub polled: u64,
     /// Webhook deliveries whose signature did not verify.
@@ -56,7 +67,7 @@ pub struct Verification {
 
 impl Verification {
     pub fn passed(&self) -> bool {
-        self.lost.is_empty()
+        self.unfinished.is_empty()
             && self.forged_webhooks == 0
             && self.registrations_not_once.values().all(BTreeMap::is_empty)
     }
@@ -86,6 +97,10 @@ pub struct Summary {
     /// The sustained rates over the sending window.
     pub sent_per_s: f64,
     pub terminal_per_s: f64,
+    /// The platform's process (with `--pid`): every second, its peak memory and mean CPU.
+    pub platform: Vec<ProcessSample>,
+    pub platform_rss_max_mib: Option<f64>,
+    pub platform_cpu_mean_percent: Option<f64>,
     pub verification: Verification,
 }
 
@@ -106,7 +121,8 @@ impl Summary {
              202:               {}\n\
              submit -> terminal: {}\n\
              rates: sent {:.1}/s, terminal {:.1}/s\n\
-             verification: {} (lost {}, forged webhooks {}, registrations not exactly once {}{})",
+             platform: {}\n\
+             verification: {} (unfinished {}, forged webhooks {}, registrations not exactly once {}{})",
             self.scenario,
             self.rate_from,
             self.rate_to,
@@ -120,8 +136,13 @@ impl Summary {
             l(&self.end_to_end),
             self.sent_per_s,
             self.terminal_per_s,
+            match (self.platform_cpu_mean_percent, self.platform_rss_max_mib) {
+                (Some(cpu), Some(rss)) =>
+                    format!("CPU {cpu:.0}% of a core on average, RSS peak {rss:.0} MiB"),
+                _ => "not sampled (--pid)".to_owned(),
+            },
             if v.passed() { "PASSED" } else { "FAILED" },
-            v.lost.len(),
+            v.unfinished.len(),
             v.forged_webhooks,
             v.registrations_not_once
                 .values()

@@ -52,6 +52,7 @@ async fn a_short_run_loses_nothing_and_registers_each_receipt_once() {
             mocks,
             seed: 7,
             progress: false,
+            platform_pid: Some(std::process::id()),
         },
         tenants,
         &receiver,
@@ -72,6 +73,8 @@ async fn a_short_run_loses_nothing_and_registers_each_receipt_once() {
     assert!(summary.verification.registrations_checked);
     assert_eq!(summary.verification.registrations_not_once.len(), 2);
     assert!(summary.verification.passed(), "{}", summary.render());
+    assert!(!summary.platform.is_empty(), "the process was sampled");
+    assert!(summary.platform_rss_max_mib.is_some_and(|rss| rss > 0.0));
     stop.cancel();
     running.await.expect("join").expect("clean shutdown");
 }
