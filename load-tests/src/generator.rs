@@ -342,15 +342,7 @@ async fn submit(
 /// The receipt's status if it is terminal.
 async fn poll_status(http: &reqwest::Client, base: &Url, key: &str, id: &str) -> Option<String> {
     let url = base.join(&format!("v1/receipts/{id}")).ok()?;
-    let body: serde_json::Value = http
-        .get(url)
-        .bearer_auth(key)
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let body = get_json(http.get(url).bearer_auth(key)).await?;
     body["status"]
         .as_str()
         .filter(|s| matches!(*s, "ACCEPTED" | "REJECTED" | "FAILED"))
@@ -359,15 +351,13 @@ async fn poll_status(http: &reqwest::Client, base: &Url, key: &str, id: &str) ->
 
 /// A mock registry's registrations: receipt id -> times registered.
 async fn registrations(http: &reqwest::Client, mock: &Url) -> Option<HashMap<String, u64>> {
-    let stats: serde_json::Value = http
-        .get(mock.join("admin/stats").ok()?)
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+    let stats = get_json(http.get(mock.join("admin/stats").ok()?)).await?;
     serde_json::from_value(stats["registrations"].clone()).ok()
+}
+
+/// The JSON body of `request`'s answer, if any.
+async fn get_json(request: reqwest::RequestBuilder) -> Option<serde_json::Value> {
+    request.send().await.ok()?.json().await.ok()
 }
 
 fn progress_line(visible: bool, total: u64) -> ProgressBar {

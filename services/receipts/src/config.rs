@@ -124,7 +124,8 @@ impl PlatformConfig {
 
     pub fn validator(&self) -> validator::ValidatorConfig {
         validator::ValidatorConfig {
-            // In one process the gateway serves every service's metrics and health.
+            // In one process the gateway serves every service's metrics and health (so for
+            // every service config built here, the admin listener is never started).
             admin: receipts_service::AdminConfig::default(),
             kafka: self.kafka.clone(),
             schema_registry: self.schema_registry.clone(),
@@ -134,7 +135,6 @@ impl PlatformConfig {
 
     pub fn projector(&self) -> status_projector::ProjectorConfig {
         status_projector::ProjectorConfig {
-            // In one process the gateway serves every service's metrics and health.
             admin: receipts_service::AdminConfig::default(),
             kafka: self.kafka.clone(),
             schema_registry: self.schema_registry.clone(),
@@ -162,7 +162,6 @@ impl PlatformConfig {
 
     pub fn dispatcher(&self) -> DispatcherConfig {
         DispatcherConfig {
-            // In one process the gateway serves every service's metrics and health.
             admin: receipts_service::AdminConfig::default(),
             kafka: self.kafka.clone(),
             schema_registry: self.schema_registry.clone(),

@@ -127,6 +127,36 @@ impl RunningPlatform {
         .await
     }
 
+    /// Submits a fresh valid receipt with `callback_url` as its `Callback-Url` and waits until
+    /// it is ACCEPTED; returns its id.
+    pub async fn submit_until_accepted(
+        &self,
+        idempotency_key: &str,
+        callback_url: &str,
+        seed: u64,
+    ) -> String {
+        let t = receipts_domain::ReceiptType::lookup("retail-receipt/v1").expect("type");
+        let response = self
+            .http
+            .post(format!("{}/v1/receipts", self.base))
+            .bearer_auth(&self.key)
+            .header("Content-Type", "application/json")
+            .header("Receipt-Type", "retail-receipt/v1")
+            .header("Idempotency-Key", idempotency_key)
+            .header("Callback-Url", callback_url)
+            .body(receipts_validation::sample::generate(&t, true, seed))
+            .send()
+            .await
+            .expect("submit");
+        assert_eq!(response.status(), 202);
+        let id = response.json::<serde_json::Value>().await.expect("json")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        wait_for_status(&self.http, &self.base, &self.key, &id, &["ACCEPTED"]).await;
+        id
+    }
+
     pub async fn receipt(&self, id: &str) -> serde_json::Value {
         let response = self
             .http

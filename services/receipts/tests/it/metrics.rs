@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use receipts_telemetry::metrics::CATALOGUE;
 use receipts_testkit::eventually;
 use receipts_testkit::receiver::Receiver;
-use serde_json::Value;
 
 use crate::helpers::*;
 
@@ -103,32 +102,9 @@ async fn scrape(platform: &RunningPlatform) -> String {
 async fn one_receipt_moves_every_services_counters() {
     let receiver = Receiver::ok().await;
     let platform = RunningPlatform::start().await;
-    let t = receipts_domain::ReceiptType::lookup("retail-receipt/v1").expect("type");
-    let response = platform
-        .http
-        .post(format!("{}/v1/receipts", platform.base))
-        .bearer_auth(&platform.key)
-        .header("Content-Type", "application/json")
-        .header("Receipt-Type", "retail-receipt/v1")
-        .header("Idempotency-Key", "metrics-1")
-        .header("Callback-Url", receiver.url("/cb"))
-        .body(receipts_validation::sample::generate(&t, true, 4242))
-        .send()
-        .await
-        .expect("submit");
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    wait_for_status(
-        &platform.http,
-        &platform.base,
-        &platform.key,
-        &id,
-        &["ACCEPTED"],
-    )
-    .await;
+    platform
+        .submit_until_accepted("metrics-1", &receiver.url("/cb"), 4242)
+        .await;
     receiver.wait_for(1).await;
 
     // Consumer lag comes from librdkafka's statistics, every 5 s; the webhook's delivery is

@@ -19,7 +19,6 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message as _;
 use receipts_runtime::{LogFormat, TelemetryConfig};
 use receipts_testkit::receiver::Receiver;
-use serde_json::Value;
 
 use crate::helpers::*;
 
@@ -140,32 +139,9 @@ async fn one_trace_follows_a_receipt_through_every_service() {
             serde_json::json!({"async": {"enabled": true, "delay_ms": 100}}),
         )
         .await;
-    let t = receipts_domain::ReceiptType::lookup("retail-receipt/v1").expect("type");
-    let response = platform
-        .http
-        .post(format!("{}/v1/receipts", platform.base))
-        .bearer_auth(&platform.key)
-        .header("Content-Type", "application/json")
-        .header("Receipt-Type", "retail-receipt/v1")
-        .header("Idempotency-Key", "traced-journey")
-        .header("Callback-Url", receiver.url("/cb"))
-        .body(receipts_validation::sample::generate(&t, true, 9_001))
-        .send()
-        .await
-        .expect("submit");
-    assert_eq!(response.status(), 202);
-    let id = response.json::<Value>().await.expect("json")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    wait_for_status(
-        &platform.http,
-        &platform.base,
-        &platform.key,
-        &id,
-        &["ACCEPTED"],
-    )
-    .await;
+    platform
+        .submit_until_accepted("traced-journey", &receiver.url("/cb"), 9_001)
+        .await;
     let delivered = receiver.wait_for(1).await;
     let prefix = platform.env.kafka.topic_prefix.clone();
     platform.stop().await;
