@@ -9,12 +9,16 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tansu_broker::broker::Broker;
 use tansu_broker::coordinator::group::administrator::Controller;
-use tansu_storage::StorageContainer;
-use tokio::net::TcpStream;
+use tansu_storage::{BrokerRegistrationRequest, Storage, StorageContainer};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use url::Url;
+
+mod cache;
+
+use cache::CachedStorage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -54,6 +58,8 @@ impl Default for BrokerConfig {
 pub struct EmbeddedBroker {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    /// Stops the storage engine's own tasks.
+    cancellation: CancellationToken,
 }
 
 impl EmbeddedBroker {
@@ -67,17 +73,29 @@ impl EmbeddedBroker {
             std::fs::create_dir_all(parent)?;
         }
         let storage = storage_url(&config.storage, &std::env::current_dir()?)?;
-        let listener = Url::parse(&format!("tcp://{}", config.listen))
+        let advertised = Url::parse(&format!("tcp://{}", config.listen))
             .map_err(|e| Error::Tansu(e.to_string()))?;
-        let mut broker = build_with_retry(config, storage, listener).await?;
+        let cancellation = CancellationToken::new();
+        let storage = build_with_retry(config, storage, advertised, &cancellation).await?;
         prepare_storage(&config.storage).await?;
-        let addr = config.listen;
-        let task = tokio::spawn(async move {
-            if let Err(error) = broker.serve(tokio::time::Instant::now()).await {
-                tracing::error!(%error, "embedded broker stopped");
-            }
-        });
-        let embedded = Self { addr, task };
+        let storage = CachedStorage::new(storage);
+        storage
+            .register_broker(BrokerRegistrationRequest {
+                broker_id: NODE_ID,
+                cluster_id: config.cluster_id.clone(),
+                incarnation_id: uuid::Uuid::now_v7(),
+                rack: None,
+            })
+            .await
+            .map_err(tansu)?;
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(serve(listener, config.cluster_id.clone(), storage));
+        let embedded = Self {
+            addr,
+            task,
+            cancellation,
+        };
         embedded.wait_ready(Duration::from_secs(30)).await?;
         tracing::info!(%addr, "embedded Kafka-API broker (tansu) listening");
         Ok(embedded)
@@ -114,16 +132,88 @@ impl EmbeddedBroker {
     pub async fn stop(mut self) {
         self.task.abort();
         let _ = (&mut self.task).await;
+        self.cancellation.cancel();
     }
 }
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         self.task.abort();
+        self.cancellation.cancel();
     }
 }
 
-type TansuBroker = Broker<Controller<StorageContainer>, StorageContainer>;
+const NODE_ID: i32 = 1;
+
+/// How often the storage applies retention, as tansu's own broker does.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
+
+fn tansu(error: impl std::fmt::Display) -> Error {
+    Error::Tansu(error.to_string())
+}
+
+/// tansu's accept loop, with the cached storage in front of the engine (tansu's `Broker` takes
+/// another storage only through a constructor that draws progress spinners on the terminal).
+/// Each connection is served by its own task; aborting this task ends them all.
+async fn serve(
+    listener: TcpListener,
+    cluster_id: String,
+    storage: CachedStorage<StorageContainer>,
+) {
+    use rama::{Context, Service};
+
+    let groups = match Controller::with_storage(storage.clone()) {
+        Ok(groups) => groups,
+        Err(error) => {
+            tracing::error!(%error, "embedded broker cannot start its group coordinator");
+            return;
+        }
+    };
+    let mut connections = tokio::task::JoinSet::new();
+    let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "embedded broker: accept failed");
+                        continue;
+                    }
+                };
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%error, %peer, "embedded broker: cannot set TCP_NODELAY");
+                }
+                let service = match tansu_broker::service::services(
+                    &cluster_id,
+                    groups.clone(),
+                    storage.clone(),
+                    None,
+                ) {
+                    Ok(service) => service,
+                    Err(error) => {
+                        tracing::error!(%error, "embedded broker cannot build its services");
+                        return;
+                    }
+                };
+                connections.spawn(async move {
+                    if let Err(error) = service.serve(Context::default(), stream).await {
+                        tracing::debug!(%error, %peer, "embedded broker connection ended");
+                    }
+                });
+            }
+            _ = maintenance.tick() => {
+                let storage = storage.clone();
+                connections.spawn(async move {
+                    if let Err(error) = storage.maintain(std::time::SystemTime::now()).await {
+                        tracing::debug!(%error, "embedded broker maintenance failed");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
 
 /// Indexes tansu 0.6's SQLite schema lacks. Its `header` table has no index at all, and every
 /// fetched record looks its headers up by `(topition, offset_id)`: without this index each lookup
@@ -163,27 +253,27 @@ async fn prepare_storage(storage: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Builds the broker, waiting for a previous broker on the same file (stopped in this process a
-/// moment ago: its storage tasks wind down asynchronously) to release the database.
+/// Builds the storage engine, waiting for a previous broker on the same file (stopped in this
+/// process a moment ago: its storage tasks wind down asynchronously) to release the database.
 async fn build_with_retry(
     config: &BrokerConfig,
     storage: Url,
-    listener: Url,
-) -> Result<TansuBroker> {
+    advertised: Url,
+    cancellation: &CancellationToken,
+) -> Result<StorageContainer> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let built = TansuBroker::builder()
-            .node_id(1)
+        let built = StorageContainer::builder()
             .cluster_id(config.cluster_id.clone())
-            .incarnation_id(uuid::Uuid::now_v7())
-            .advertised_listener(listener.clone())
+            .node_id(NODE_ID)
+            .advertised_listener(advertised.clone())
             .storage(storage.clone())
-            .listener(listener.clone())
+            .cancellation(cancellation.clone())
             .silent(true)
             .build()
             .await;
         match built {
-            Ok(broker) => return Ok(broker),
+            Ok(storage) => return Ok(storage),
             Err(error) => {
                 let message = error.to_string();
                 if !message.contains("database is locked")
