@@ -16,7 +16,7 @@ use url::Url;
 use crate::provision::Tenant;
 use crate::receiver::{Heard, Receiver};
 use crate::schedule::Schedule;
-use crate::summary::{Latency, ProcessSample, Second, Summary, Verification};
+use crate::summary::{Latency, ProcessSample, Summary, Timeline, Verification};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct Options {
     pub progress: bool,
     /// The platform's process, whose CPU and memory are sampled every second.
     pub platform_pid: Option<u32>,
+    /// The platform's Prometheus metrics, whose consumer lag is sampled every second.
+    pub metrics_url: Option<Url>,
 }
 
 /// A receipt acknowledged and not yet heard of.
@@ -60,7 +62,7 @@ struct Shared {
     accepted: Mutex<Vec<String>>,
     ack: Mutex<Histogram<u64>>,
     e2e: Mutex<Histogram<u64>>,
-    seconds: Mutex<Vec<Second>>,
+    timeline: Mutex<Timeline>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,13 +77,9 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
 }
 
 impl Shared {
-    fn second(&self, at: Instant, f: impl FnOnce(&mut Second)) {
-        let n = at.saturating_duration_since(self.start).as_secs() as usize;
-        let mut seconds = lock(&self.seconds);
-        if seconds.len() <= n {
-            seconds.resize(n + 1, Second::default());
-        }
-        f(&mut seconds[n]);
+    /// The second of the run `at` falls in.
+    fn second(&self, at: Instant) -> usize {
+        at.saturating_duration_since(self.start).as_secs() as usize
     }
 
     fn error(&self, kind: String) {
@@ -97,7 +95,8 @@ impl Shared {
             lock(&self.accepted).push(id.to_owned());
         }
         self.ended.fetch_add(1, Ordering::Relaxed);
-        self.second(at, |s| s.terminal += 1);
+        let (second, sent_in) = (self.second(at), self.second(intended));
+        lock(&self.timeline).ended(second, sent_in, micros);
     }
 
     fn heard(&self, heard: Heard) {
@@ -117,7 +116,8 @@ impl Shared {
         let micros = now.saturating_duration_since(intended).as_micros() as u64;
         let _ = lock(&self.ack).record(micros.max(1));
         self.acknowledged.fetch_add(1, Ordering::Relaxed);
-        self.second(now, |s| s.acknowledged += 1);
+        let (second, sent_in) = (self.second(now), self.second(intended));
+        lock(&self.timeline).acknowledged(second, sent_in, micros);
         let early = lock(&self.early).remove(&id);
         match early {
             Some(heard) => self.ended(&id, &heard.status, intended, heard.at),
@@ -156,7 +156,7 @@ pub async fn run(
         accepted: Mutex::default(),
         ack: Mutex::new(histogram()?),
         e2e: Mutex::new(histogram()?),
-        seconds: Mutex::default(),
+        timeline: Mutex::new(Timeline::new()?),
     });
     let listener = {
         let shared = Arc::clone(&shared);
@@ -169,6 +169,10 @@ pub async fn run(
     let sampler = options
         .platform_pid
         .map(|pid| crate::process::sample_every_second(pid, start));
+    let lag_sampler = options
+        .metrics_url
+        .clone()
+        .map(|url| crate::lag::sample_every_second(http.clone(), url, start));
     let progress = progress_line(options.progress, arrivals.len() as u64);
     let ticker = spawn_progress(progress.clone(), Arc::clone(&shared));
 
@@ -201,7 +205,7 @@ pub async fn run(
             Arc::clone(&tenants),
         );
         shared.sent.fetch_add(1, Ordering::Relaxed);
-        shared.second(intended, |s| s.sent += 1);
+        lock(&shared.timeline).sent(shared.second(intended));
         senders.spawn(async move {
             match submit(&http, &url, &tenants[tenant].key, document).await {
                 Ok(id) => shared.acknowledged(id, intended, tenant),
@@ -252,6 +256,13 @@ pub async fn run(
         }
         None => Vec::new(),
     };
+    let lag = match lag_sampler {
+        Some((task, samples)) => {
+            task.abort();
+            lock(&samples).clone()
+        }
+        None => Vec::new(),
+    };
     progress.finish_and_clear();
 
     let accepted = lock(&shared.accepted).clone();
@@ -276,6 +287,7 @@ pub async fn run(
     let summary = Summary {
         scenario: options.scenario.clone(),
         started_at: started_at.to_rfc3339(),
+        machine: crate::process::machine(),
         rate_from: options.schedule.from,
         rate_to: options.schedule.to,
         duration_s: options.schedule.over.as_secs_f64(),
@@ -285,13 +297,14 @@ pub async fn run(
         terminal: lock(&shared.terminal).clone(),
         acknowledgement: Latency::of(&lock(&shared.ack)),
         end_to_end: Latency::of(&lock(&shared.e2e)),
-        seconds: lock(&shared.seconds).clone(),
+        seconds: lock(&shared.timeline).seconds(),
         sent_per_s: shared.sent.load(Ordering::Relaxed) as f64 / sending,
         terminal_per_s: ended / start.elapsed().as_secs_f64().max(0.001),
         platform_rss_max_mib: platform.iter().map(|p| p.rss_mib).reduce(f64::max),
         platform_cpu_mean_percent: (!platform.is_empty())
             .then(|| platform.iter().map(|p| p.cpu_percent).sum::<f64>() / platform.len() as f64),
         platform,
+        lag,
         verification,
     };
     Ok(summary)

@@ -6,12 +6,15 @@
 //! tenants' keys ([`provision`]). Terminal statuses are observed through the platform's own
 //! signed webhooks to a receiver inside the generator ([`receiver`]), with polling as a fallback;
 //! at the end the mock registries' counts must show exactly one registration per accepted
-//! receipt ([`generator`]). Figures go to a JSON summary ([`summary`]).
+//! receipt ([`generator`]). Figures go to a JSON summary ([`summary`]) and an HTML report with
+//! charts ([`report`]).
 #![forbid(unsafe_code)]
 
 pub mod generator;
+pub mod lag;
 pub mod process;
 pub mod provision;
 pub mod receiver;
+pub mod report;
 pub mod schedule;
 pub mod summary;

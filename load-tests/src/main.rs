@@ -74,6 +74,10 @@ struct Cli {
     /// e.g. `--pid $(pgrep -f 'receipts.* up')`.
     #[arg(long)]
     pid: Option<u32>,
+    /// The platform's Prometheus metrics, whose consumer lag is sampled every second (default:
+    /// `<url>/metrics`).
+    #[arg(long)]
+    metrics: Option<Url>,
 }
 
 #[tokio::main]
@@ -130,6 +134,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     let http = reqwest::Client::new();
     provision::endpoints(&http, &cli.url, &tenants, &receiver).await?;
     let scenario = format!("{:?}", cli.scenario).to_lowercase();
+    let metrics_url = cli.metrics.map_or_else(|| cli.url.join("metrics"), Ok)?;
     let summary = generator::run(
         Options {
             scenario: scenario.clone(),
@@ -141,6 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             seed,
             progress: !cli.quiet,
             platform_pid: cli.pid,
+            metrics_url: Some(metrics_url),
         },
         tenants,
         &receiver,
@@ -155,6 +161,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     ));
     std::fs::write(&file, serde_json::to_vec_pretty(&summary)?)?;
     println!("summary: {}", file.display());
+    let report = load_tests::report::write(&summary, &file)?;
+    println!("report: {}", report.display());
     Ok(summary.verification.passed())
 }
 

@@ -1,4 +1,5 @@
-//! CPU and memory of the platform's process, sampled from `/proc` (Linux) once a second.
+//! CPU and memory of the platform's process, sampled from `/proc` (Linux) once a second, and
+//! the machine's CPU model, cores and memory.
 
 use std::time::{Duration, Instant};
 
@@ -80,6 +81,38 @@ pub fn sample_every_second(pid: u32, start: Instant) -> (tokio::task::JoinHandle
     (task, samples)
 }
 
+/// This machine, e.g. `AMD EPYC 7B13, 2 cores, 23.4 GiB` (Linux `/proc`; `unknown` parts
+/// elsewhere).
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    describe_machine(&cpuinfo, &meminfo)
+}
+
+fn describe_machine(cpuinfo: &str, meminfo: &str) -> String {
+    let field = |line: &str, name: &str| {
+        let (key, value) = line.split_once(':')?;
+        (key.trim() == name).then(|| value.trim().to_owned())
+    };
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| field(l, "model name"))
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| field(l, "processor").is_some())
+        .count();
+    let memory = meminfo
+        .lines()
+        .find_map(|l| field(l, "MemTotal"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or_else(
+            || "unknown memory".to_owned(),
+            |kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0),
+        );
+    format!("{model}, {cores} cores, {memory}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +138,21 @@ mod tests {
             rss_mib: 0.0,
         };
         assert_eq!(cpu_percent(before, after, Duration::from_secs(1)), 50.0);
+    }
+
+    #[test]
+    fn describes_the_machine() {
+        let cpuinfo = "processor\t: 0\nmodel name\t: AMD EPYC 7B13\n\nprocessor\t: 1\n\
+                       model name\t: AMD EPYC 7B13\n";
+        let meminfo = "MemTotal:       24541200 kB\nMemFree:        1000 kB\n";
+        assert_eq!(
+            describe_machine(cpuinfo, meminfo),
+            "AMD EPYC 7B13, 2 cores, 23.4 GiB"
+        );
+        assert_eq!(
+            describe_machine("", ""),
+            "unknown CPU, 0 cores, unknown memory"
+        );
     }
 
     #[test]

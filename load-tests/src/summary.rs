@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+/// The quantiles of a latency's distribution curve, from the minimum to the maximum.
+pub const CURVE_QUANTILES: [f64; 10] = [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0];
+
 /// Percentiles of one latency, in milliseconds.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Latency {
@@ -14,12 +17,31 @@ pub struct Latency {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
+    /// The distribution at [`CURVE_QUANTILES`]; empty without samples.
+    pub curve: Vec<Percentile>,
+}
+
+/// One point of a latency's distribution: `percentile` % of the samples took at most `ms`.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Percentile {
+    pub percentile: f64,
+    pub ms: f64,
 }
 
 impl Latency {
     /// From a histogram of microseconds.
     pub fn of(histogram: &Histogram<u64>) -> Self {
-        let ms = |us: u64| us as f64 / 1_000.0;
+        let curve = if histogram.is_empty() {
+            Vec::new()
+        } else {
+            CURVE_QUANTILES
+                .iter()
+                .map(|&q| Percentile {
+                    percentile: q * 100.0,
+                    ms: ms(histogram.value_at_quantile(q)),
+                })
+                .collect()
+        };
         Self {
             count: histogram.len(),
             p50_ms: ms(histogram.value_at_quantile(0.50)),
@@ -27,16 +49,127 @@ impl Latency {
             p99_ms: ms(histogram.value_at_quantile(0.99)),
             p999_ms: ms(histogram.value_at_quantile(0.999)),
             max_ms: ms(histogram.max()),
+            curve,
         }
     }
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1_000.0
 }
 
 /// One second of the run.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Second {
+    /// Receipts meant to be sent in this second.
     pub sent: u64,
+    /// 202s received in this second.
     pub acknowledged: u64,
+    /// Terminal statuses heard (or polled) in this second.
     pub terminal: u64,
+    /// Acknowledged minus terminal, both so far, at the end of this second.
+    pub backlog: u64,
+    /// The 202 latency of the receipts meant to be sent in this second (none without a 202).
+    pub ack_p50_ms: Option<f64>,
+    pub ack_p99_ms: Option<f64>,
+    /// The submit -> terminal latency of the receipts meant to be sent in this second.
+    pub e2e_p50_ms: Option<f64>,
+    pub e2e_p99_ms: Option<f64>,
+}
+
+/// Per-second bookkeeping during a run: counts by the second they happened in, latencies by the
+/// second their receipt was meant to be sent in. Memory grows with the seconds, not the receipts.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    seconds: Vec<Tally>,
+    /// An empty histogram, cloned for each new second.
+    empty: Histogram<u32>,
+}
+
+/// One second's counts and latencies (microseconds).
+#[derive(Debug, Clone)]
+struct Tally {
+    sent: u64,
+    acknowledged: u64,
+    terminal: u64,
+    ack: Histogram<u32>,
+    e2e: Histogram<u32>,
+}
+
+impl Timeline {
+    pub fn new() -> anyhow::Result<Self> {
+        // 2 significant digits are plenty for a chart; the histograms grow to the largest value.
+        Ok(Self {
+            seconds: Vec::new(),
+            empty: Histogram::new(2)?,
+        })
+    }
+
+    fn at(&mut self, second: usize) -> &mut Tally {
+        if self.seconds.len() <= second {
+            let empty = Tally {
+                sent: 0,
+                acknowledged: 0,
+                terminal: 0,
+                ack: self.empty.clone(),
+                e2e: self.empty.clone(),
+            };
+            self.seconds.resize(second + 1, empty);
+        }
+        &mut self.seconds[second]
+    }
+
+    /// A receipt meant to be sent in `second`.
+    pub fn sent(&mut self, second: usize) {
+        self.at(second).sent += 1;
+    }
+
+    /// A 202 in `second`, for a receipt meant to be sent in `sent_in`, after `micros`.
+    pub fn acknowledged(&mut self, second: usize, sent_in: usize, micros: u64) {
+        self.at(second).acknowledged += 1;
+        let _ = self.at(sent_in).ack.record(micros.max(1));
+    }
+
+    /// A terminal status in `second`, for a receipt meant to be sent in `sent_in`, after `micros`.
+    pub fn ended(&mut self, second: usize, sent_in: usize, micros: u64) {
+        self.at(second).terminal += 1;
+        let _ = self.at(sent_in).e2e.record(micros.max(1));
+    }
+
+    /// Every second so far, with its percentiles and the backlog at its end.
+    pub fn seconds(&self) -> Vec<Second> {
+        let (mut acknowledged, mut terminal) = (0u64, 0u64);
+        self.seconds
+            .iter()
+            .map(|tally| {
+                acknowledged += tally.acknowledged;
+                terminal += tally.terminal;
+                Second {
+                    sent: tally.sent,
+                    acknowledged: tally.acknowledged,
+                    terminal: tally.terminal,
+                    // A terminal status can be heard just before its 202 is processed.
+                    backlog: acknowledged.saturating_sub(terminal),
+                    ack_p50_ms: quantile_ms(&tally.ack, 0.50),
+                    ack_p99_ms: quantile_ms(&tally.ack, 0.99),
+                    e2e_p50_ms: quantile_ms(&tally.e2e, 0.50),
+                    e2e_p99_ms: quantile_ms(&tally.e2e, 0.99),
+                }
+            })
+            .collect()
+    }
+}
+
+fn quantile_ms(histogram: &Histogram<u32>, quantile: f64) -> Option<f64> {
+    (!histogram.is_empty()).then(|| ms(histogram.value_at_quantile(quantile)))
+}
+
+/// The sum of the platform's consumer lag at one second of the run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct LagSample {
+    pub at_s: f64,
+    /// Messages behind the high watermarks, over every consumer and partition.
+    pub lag: f64,
 }
 
 /// The platform's process at one second of the run.
@@ -74,10 +207,12 @@ impl Verification {
 }
 
 /// A whole run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub scenario: String,
     pub started_at: String,
+    /// Where the generator ran: CPU model, cores, memory.
+    pub machine: String,
     /// Intended arrival rates: first and last second's.
     pub rate_from: f64,
     pub rate_to: f64,
@@ -101,6 +236,8 @@ pub struct Summary {
     pub platform: Vec<ProcessSample>,
     pub platform_rss_max_mib: Option<f64>,
     pub platform_cpu_mean_percent: Option<f64>,
+    /// The platform's consumer lag (its `/metrics`), every second it could be read.
+    pub lag: Vec<LagSample>,
     pub verification: Verification,
 }
 
@@ -154,5 +291,78 @@ impl Summary {
                 "; registries' counts not read"
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Within the 1 % of 2 significant digits.
+    fn near(actual: Option<f64>, expected: f64) -> bool {
+        actual.is_some_and(|a| (a - expected).abs() <= expected / 100.0)
+    }
+
+    #[test]
+    fn latencies_go_to_the_second_their_receipt_was_meant_to_be_sent_in() {
+        let mut timeline = Timeline::new().expect("timeline");
+        for n in 1..=100 {
+            timeline.sent(0);
+            // Acknowledged and ended a second later, after n ms and n s.
+            timeline.acknowledged(1, 0, n * 1_000);
+            timeline.ended(2, 0, n * 1_000_000);
+        }
+        timeline.sent(1);
+        let seconds = timeline.seconds();
+        assert_eq!(seconds.len(), 3);
+        let first = &seconds[0];
+        assert_eq!(
+            (first.sent, first.acknowledged, first.terminal),
+            (100, 0, 0)
+        );
+        assert!(near(first.ack_p50_ms, 50.0), "{first:?}");
+        assert!(near(first.ack_p99_ms, 99.0), "{first:?}");
+        assert!(near(first.e2e_p50_ms, 50_000.0), "{first:?}");
+        assert!(near(first.e2e_p99_ms, 99_000.0), "{first:?}");
+        let second = &seconds[1];
+        assert_eq!((second.sent, second.acknowledged), (1, 100));
+        assert_eq!((second.ack_p50_ms, second.e2e_p50_ms), (None, None));
+        assert_eq!(seconds[2].terminal, 100);
+    }
+
+    #[test]
+    fn the_backlog_is_acknowledged_minus_terminal_so_far() {
+        let mut timeline = Timeline::new().expect("timeline");
+        for _ in 0..10 {
+            timeline.acknowledged(0, 0, 1);
+        }
+        for _ in 0..4 {
+            timeline.ended(1, 0, 1);
+        }
+        timeline.ended(3, 0, 1);
+        // A status heard before its 202 does not make the backlog negative.
+        for _ in 0..6 {
+            timeline.ended(4, 0, 1);
+        }
+        let backlog: Vec<u64> = timeline.seconds().iter().map(|s| s.backlog).collect();
+        assert_eq!(backlog, [10, 6, 6, 5, 0]);
+    }
+
+    #[test]
+    fn an_empty_histogram_has_no_curve() {
+        let histogram = Histogram::<u64>::new(3).expect("histogram");
+        assert!(Latency::of(&histogram).curve.is_empty());
+        let mut histogram = histogram;
+        histogram.record(2_000).expect("record");
+        let curve = Latency::of(&histogram).curve;
+        assert_eq!(curve.len(), CURVE_QUANTILES.len());
+        assert_eq!(curve[0].percentile, 0.0);
+        assert_eq!(
+            curve[9],
+            Percentile {
+                percentile: 100.0,
+                ms: 2.0
+            }
+        );
     }
 }

@@ -42,6 +42,7 @@ async fn a_short_run_loses_nothing_and_registers_each_receipt_once() {
     provision::endpoints(&reqwest::Client::new(), &base, &tenants, &receiver)
         .await
         .expect("endpoints");
+    let metrics = base.join("metrics").expect("url");
     let summary = generator::run(
         Options {
             scenario: "smoke".into(),
@@ -53,6 +54,7 @@ async fn a_short_run_loses_nothing_and_registers_each_receipt_once() {
             seed: 7,
             progress: false,
             platform_pid: Some(std::process::id()),
+            metrics_url: Some(metrics),
         },
         tenants,
         &receiver,
@@ -75,6 +77,8 @@ async fn a_short_run_loses_nothing_and_registers_each_receipt_once() {
     assert!(summary.verification.passed(), "{}", summary.render());
     assert!(!summary.platform.is_empty(), "the process was sampled");
     assert!(summary.platform_rss_max_mib.is_some_and(|rss| rss > 0.0));
+    let report = load_tests::report::html(&summary).expect("report");
+    assert!(report.contains("<svg "), "the report has charts");
     stop.cancel();
     running.await.expect("join").expect("clean shutdown");
 }
