@@ -6,6 +6,7 @@
 mod config;
 pub mod consumer;
 pub mod dead_letters;
+mod delivery;
 mod error;
 pub mod headers;
 mod probe;

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
+use rdkafka::producer::Producer;
 use receipts_avro::EventCodec;
 use receipts_domain::{ReceiptEvent, Topic};
 
@@ -14,6 +13,7 @@ use receipts_telemetry::metrics::{PRODUCER_MESSAGES, PRODUCER_SEND_DURATION};
 use receipts_telemetry::trace;
 use tracing::Instrument;
 
+use crate::delivery::DeliveryProducer;
 use crate::{Error, KafkaConfig, Result, TopicNames, headers};
 
 /// Where an acknowledged message landed.
@@ -26,7 +26,7 @@ pub struct Delivered {
 /// Publishes domain events (Avro, Confluent wire format) and raw messages.
 #[derive(Clone)]
 pub struct EventProducer {
-    producer: FutureProducer,
+    producer: Arc<DeliveryProducer>,
     /// The producing service (its client id), for metrics.
     service: Arc<str>,
     codec: Arc<EventCodec>,
@@ -36,9 +36,9 @@ pub struct EventProducer {
 
 impl EventProducer {
     pub fn new(config: &KafkaConfig, client_id: &str, codec: Arc<EventCodec>) -> Result<Self> {
-        let producer: FutureProducer = config.producer_config(client_id).create()?;
+        let producer = DeliveryProducer::new(&config.producer_config(client_id))?;
         Ok(Self {
-            producer,
+            producer: Arc::new(producer),
             service: client_id.into(),
             codec,
             topics: TopicNames::new(config),
@@ -112,16 +112,12 @@ impl EventProducer {
         payload: &[u8],
         headers: OwnedHeaders,
     ) -> Result<Delivered> {
-        let record = FutureRecord::to(topic)
-            .key(key)
-            .payload(payload)
-            .headers(headers);
         let started = std::time::Instant::now();
         // The queue timeout bounds waiting for room in librdkafka's queue; message.timeout.ms
         // (the produce timeout) bounds the delivery itself.
         let sent = self
             .producer
-            .send(record, Timeout::After(self.timeout))
+            .send(topic, key, payload, headers, self.timeout)
             .await;
         let outcome = if sent.is_ok() { "acked" } else { "failed" };
         let (service, topic) = (self.service.to_string(), topic.to_owned());
@@ -130,25 +126,28 @@ impl EventProducer {
         metrics::counter!(PRODUCER_MESSAGES, "service" => service, "topic" => topic, "outcome" => outcome)
             .increment(1);
         match sent {
-            Ok(delivery) => Ok(Delivered {
-                partition: delivery.partition,
-                offset: delivery.offset,
-            }),
-            Err((error, _)) => Err(Error::Kafka(error)),
+            Ok((partition, offset)) => Ok(Delivered { partition, offset }),
+            Err(error) => Err(Error::Kafka(error)),
         }
     }
 
     /// Whether the broker answers a metadata request within `timeout` (readiness).
     pub async fn check_connectivity(&self, timeout: Duration) -> bool {
-        let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout).is_ok())
-            .await
-            .unwrap_or(false)
+        let producer = Arc::clone(&self.producer);
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .client()
+                .fetch_metadata(None, timeout)
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Waits for every queued message to be delivered (on shutdown).
     pub fn flush(&self, timeout: Duration) {
-        if let Err(error) = self.producer.flush(timeout) {
+        if let Err(error) = self.producer.client().flush(timeout) {
             tracing::warn!(%error, "producer flush incomplete");
         }
     }
