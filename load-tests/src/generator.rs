@@ -39,6 +39,9 @@ pub struct Options {
     pub platform_pid: Option<u32>,
     /// The platform's Prometheus metrics, whose consumer lag is sampled every second.
     pub metrics_url: Option<Url>,
+    /// Measure the 202s only: no waiting for terminal statuses, no registry check (the
+    /// `ingest` comparison, and targets that have no pipeline behind them).
+    pub acknowledgements_only: bool,
 }
 
 /// A receipt acknowledged and not yet heard of.
@@ -219,6 +222,9 @@ pub async fn run(
     let sending = start.elapsed().as_secs_f64().max(0.001);
 
     // Wait for the remaining terminal statuses, then ask for the rest.
+    if options.acknowledgements_only {
+        lock(&shared.pending).clear();
+    }
     let deadline = Instant::now() + options.drain;
     while !lock(&shared.pending).is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -266,8 +272,12 @@ pub async fn run(
     progress.finish_and_clear();
 
     let accepted = lock(&shared.accepted).clone();
-    verification.registrations_checked = true;
-    for (name, mock) in &options.mocks {
+    verification.registrations_checked = !options.acknowledgements_only;
+    for (name, mock) in options
+        .mocks
+        .iter()
+        .filter(|_| !options.acknowledgements_only)
+    {
         match registrations(&http, mock).await {
             Some(counts) => {
                 let wrong: BTreeMap<String, u64> = accepted
@@ -299,10 +309,12 @@ pub async fn run(
         end_to_end: Latency::of(&lock(&shared.e2e)),
         seconds: lock(&shared.timeline).seconds(),
         sent_per_s: shared.sent.load(Ordering::Relaxed) as f64 / sending,
+        acknowledged_per_s: shared.acknowledged.load(Ordering::Relaxed) as f64 / sending,
         terminal_per_s: ended / start.elapsed().as_secs_f64().max(0.001),
         platform_rss_max_mib: platform.iter().map(|p| p.rss_mib).reduce(f64::max),
         platform_cpu_mean_percent: (!platform.is_empty())
             .then(|| platform.iter().map(|p| p.cpu_percent).sum::<f64>() / platform.len() as f64),
+        findings: BTreeMap::new(),
         platform,
         lag,
         verification,

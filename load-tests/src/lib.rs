@@ -10,11 +10,13 @@
 //! charts ([`report`]).
 #![forbid(unsafe_code)]
 
+pub mod baseline;
 pub mod generator;
 pub mod lag;
 pub mod process;
 pub mod provision;
 pub mod receiver;
 pub mod report;
+pub mod scenarios;
 pub mod schedule;
 pub mod summary;

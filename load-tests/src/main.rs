@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use load_tests::generator::{self, Options};
-use load_tests::provision;
+use load_tests::provision::{self, Tenant};
 use load_tests::receiver::Receiver;
 use load_tests::schedule::Schedule;
+use load_tests::summary::Summary;
+use load_tests::{baseline, scenarios};
 use receipts_store::{StoreConfig, Stores};
 use url::Url;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     /// A few seconds at a low rate: does everything work?
     Smoke,
@@ -22,13 +24,31 @@ enum Scenario {
     Peak,
     /// From `--from` to `--rate` receipts a second, linearly, over `--duration`.
     Ramp,
+    /// Steady load with the tax registry down from `--outage-after` for `--outage-for`: the
+    /// backlog builds, then drains.
+    RegistryOutage,
+    /// Steady load with one tenant's second webhook endpoint hanging: the other deliveries
+    /// must not slow down.
+    SlowWebhooks,
+    /// Steady load (1,000/s by default) while 10,000-row list pages are read back to back.
+    ListWhileIngesting,
+    /// The gateway against a naive produce-and-202 handler on the same broker: the ratio of
+    /// their sustained 202 rates.
+    Ingest,
+}
+
+impl Scenario {
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map_or_else(|| format!("{self:?}"), |v| v.get_name().to_owned())
+    }
 }
 
 #[derive(Debug, Parser)]
 #[command(
     name = "load-tests",
     about = "Open-loop load against a running receipts platform",
-    after_help = "Examples:\n  load-tests smoke\n  load-tests steady --rate 200 --duration 60s\n  load-tests ramp --from 50 --rate 1000 --duration 5m\n  load-tests peak"
+    after_help = "Examples:\n  load-tests smoke\n  load-tests steady --rate 200 --duration 60s\n  load-tests ramp --from 50 --rate 1000 --duration 5m\n  load-tests peak\n  load-tests registry-outage --rate 100 --duration 3m\n  load-tests slow-webhooks --rate 100\n  load-tests list-while-ingesting --rate 500\n  load-tests ingest --rate 1500 --duration 30s"
 )]
 struct Cli {
     scenario: Scenario,
@@ -78,6 +98,18 @@ struct Cli {
     /// `<url>/metrics`).
     #[arg(long)]
     metrics: Option<Url>,
+    /// registry-outage: when the tax registry goes down, from the start.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    outage_after: Duration,
+    /// registry-outage: how long it stays down.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    outage_for: Duration,
+    /// list-while-ingesting: rows per list page.
+    #[arg(long, default_value_t = 10_000)]
+    page: u32,
+    /// ingest: the broker the baseline produces to (the platform's).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
 }
 
 #[tokio::main]
@@ -93,25 +125,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
-    let minute = Duration::from_secs(60);
-    let schedule = match cli.scenario {
-        Scenario::Smoke => Schedule::steady(
-            cli.rate.unwrap_or(20.0),
-            cli.duration.unwrap_or(Duration::from_secs(5)),
-        ),
-        Scenario::Steady => {
-            Schedule::steady(cli.rate.unwrap_or(100.0), cli.duration.unwrap_or(minute))
-        }
-        Scenario::Peak => Schedule::steady(
-            cli.rate.unwrap_or(1_000.0),
-            cli.duration.unwrap_or(10 * minute),
-        ),
-        Scenario::Ramp => Schedule {
-            from: cli.from,
-            to: cli.rate.unwrap_or(1_000.0),
-            over: cli.duration.unwrap_or(5 * minute),
-        },
-    };
+    let schedule = schedule(&cli);
     let mocks = cli
         .mocks
         .iter()
@@ -133,37 +147,199 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     let (receiver, heard) = Receiver::start().await?;
     let http = reqwest::Client::new();
     provision::endpoints(&http, &cli.url, &tenants, &receiver).await?;
-    let scenario = format!("{:?}", cli.scenario).to_lowercase();
-    let metrics_url = cli.metrics.map_or_else(|| cli.url.join("metrics"), Ok)?;
-    let summary = generator::run(
-        Options {
-            scenario: scenario.clone(),
-            base: cli.url,
-            schedule,
-            max: cli.max,
-            drain: cli.drain,
-            mocks,
-            seed,
-            progress: !cli.quiet,
-            platform_pid: cli.pid,
-            metrics_url: Some(metrics_url),
+    let metrics_url = cli
+        .metrics
+        .clone()
+        .map_or_else(|| cli.url.join("metrics"), Ok)?;
+    let options = Options {
+        scenario: cli.scenario.name(),
+        base: cli.url.clone(),
+        schedule,
+        max: cli.max,
+        drain: cli.drain,
+        mocks,
+        seed,
+        progress: !cli.quiet,
+        platform_pid: cli.pid,
+        metrics_url: Some(metrics_url),
+        acknowledgements_only: false,
+    };
+    if cli.scenario == Scenario::Ingest {
+        return ingest(&cli, options, tenants, &receiver).await;
+    }
+
+    let side = Side::start(&cli, &http, &options, &tenants).await?;
+    let mut summary = generator::run(options, tenants, &receiver, heard).await?;
+    side.finish(&mut summary).await?;
+    report(&cli, &summary)?;
+    Ok(summary.verification.passed())
+}
+
+fn schedule(cli: &Cli) -> Schedule {
+    let minute = Duration::from_secs(60);
+    let steady = |rate: f64, duration: Duration| {
+        Schedule::steady(cli.rate.unwrap_or(rate), cli.duration.unwrap_or(duration))
+    };
+    match cli.scenario {
+        Scenario::Smoke => steady(20.0, Duration::from_secs(5)),
+        Scenario::Steady | Scenario::SlowWebhooks => steady(100.0, minute),
+        Scenario::Peak | Scenario::ListWhileIngesting => steady(1_000.0, 10 * minute),
+        Scenario::RegistryOutage => steady(100.0, 3 * minute),
+        Scenario::Ingest => steady(1_500.0, Duration::from_secs(30)),
+        Scenario::Ramp => Schedule {
+            from: cli.from,
+            to: cli.rate.unwrap_or(1_000.0),
+            over: cli.duration.unwrap_or(5 * minute),
         },
-        tenants,
-        &receiver,
-        heard,
+    }
+}
+
+/// What a scenario runs beside the load.
+enum Side {
+    Nothing,
+    Outage(tokio::task::JoinHandle<anyhow::Result<scenarios::OutageReport>>),
+    Hanging(scenarios::HangingEndpoint, String),
+    Lister(tokio::task::JoinHandle<anyhow::Result<scenarios::ListReport>>),
+}
+
+impl Side {
+    async fn start(
+        cli: &Cli,
+        http: &reqwest::Client,
+        options: &Options,
+        tenants: &[Tenant],
+    ) -> anyhow::Result<Self> {
+        let first = tenants
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("--tenants must be at least 1"))?;
+        Ok(match cli.scenario {
+            Scenario::RegistryOutage => {
+                let (name, tax) = options
+                    .mocks
+                    .iter()
+                    .find(|(name, _)| name == "tax")
+                    .or(options.mocks.first())
+                    .ok_or_else(|| anyhow::anyhow!("registry-outage needs a --mock"))?;
+                Self::Outage(scenarios::registry_outage(
+                    http.clone(),
+                    name.clone(),
+                    tax.clone(),
+                    cli.outage_after,
+                    cli.outage_for,
+                ))
+            }
+            Scenario::SlowWebhooks => {
+                let hanging = scenarios::HangingEndpoint::start().await?;
+                hanging.subscribe(http, &cli.url, first).await?;
+                Self::Hanging(hanging, first.id.clone())
+            }
+            Scenario::ListWhileIngesting => Self::Lister(scenarios::lister(
+                http.clone(),
+                cli.url.clone(),
+                first.clone(),
+                cli.page,
+                options.schedule.over,
+            )),
+            _ => Self::Nothing,
+        })
+    }
+
+    /// Adds what it saw to `summary`'s findings.
+    async fn finish(self, summary: &mut Summary) -> anyhow::Result<()> {
+        let (name, value) = match self {
+            Self::Nothing => return Ok(()),
+            Self::Outage(task) => ("outage", serde_json::to_value(task.await??)?),
+            Self::Hanging(hanging, tenant) => (
+                "hanging_endpoint",
+                serde_json::json!({
+                    "tenant": tenant,
+                    "url": hanging.url,
+                    "connections_opened": hanging.connections(),
+                }),
+            ),
+            Self::Lister(task) => ("list_pages", serde_json::to_value(task.await??)?),
+        };
+        summary.findings.insert(name.to_owned(), value);
+        Ok(())
+    }
+}
+
+/// The baseline, then the gateway, at the same schedule against the same broker; the gateway's
+/// summary records the ratio of their sustained 202 rates.
+async fn ingest(
+    cli: &Cli,
+    options: Options,
+    tenants: Vec<Tenant>,
+    receiver: &Receiver,
+) -> anyhow::Result<bool> {
+    let partitions = 6;
+    let baseline = baseline::start(&cli.bootstrap, "load-tests.baseline", partitions).await?;
+    let ack_only = |scenario: &str, base: Url, seed: u64| Options {
+        scenario: scenario.to_owned(),
+        base,
+        seed,
+        metrics_url: None,
+        acknowledgements_only: true,
+        drain: Duration::ZERO,
+        ..options.clone()
+    };
+    // The baseline first: the gateway's receipts go on through the pipeline afterwards, and
+    // would slow the baseline down if it ran second.
+    let (_, nobody) = tokio::sync::mpsc::unbounded_channel();
+    let naive = generator::run(
+        ack_only(
+            "ingest-baseline",
+            Url::parse(&format!("http://{}/", baseline.addr))?,
+            options.seed,
+        ),
+        tenants.clone(),
+        receiver,
+        nobody,
     )
     .await?;
+    drop(baseline);
+    report(cli, &naive)?;
+    let (_, nobody) = tokio::sync::mpsc::unbounded_channel();
+    let mut gateway = generator::run(
+        ack_only("ingest-gateway", options.base.clone(), options.seed + 1),
+        tenants,
+        receiver,
+        nobody,
+    )
+    .await?;
+    let ratio = gateway.acknowledged_per_s / naive.acknowledged_per_s.max(f64::MIN_POSITIVE);
+    gateway.findings.insert(
+        "ingest".to_owned(),
+        serde_json::json!({
+            "baseline_acknowledged_per_s": naive.acknowledged_per_s,
+            "baseline_202_p99_ms": naive.acknowledgement.p99_ms,
+            "gateway_acknowledged_per_s": gateway.acknowledged_per_s,
+            "gateway_202_p99_ms": gateway.acknowledgement.p99_ms,
+            "ratio": ratio,
+        }),
+    );
+    report(cli, &gateway)?;
+    println!(
+        "ingest: gateway {:.0}/s, baseline {:.0}/s: ratio {ratio:.2}",
+        gateway.acknowledged_per_s, naive.acknowledged_per_s
+    );
+    Ok(naive.errors.is_empty() && gateway.errors.is_empty())
+}
+
+/// Prints `summary` and writes its JSON and HTML report under `--out`.
+fn report(cli: &Cli, summary: &Summary) -> anyhow::Result<()> {
     println!("{}", summary.render());
     std::fs::create_dir_all(&cli.out)?;
     let file = cli.out.join(format!(
-        "{scenario}-{}.json",
+        "{}-{}.json",
+        summary.scenario,
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
     ));
-    std::fs::write(&file, serde_json::to_vec_pretty(&summary)?)?;
+    std::fs::write(&file, serde_json::to_vec_pretty(summary)?)?;
     println!("summary: {}", file.display());
-    let report = load_tests::report::write(&summary, &file)?;
+    let report = load_tests::report::write(summary, &file)?;
     println!("report: {}", report.display());
-    Ok(summary.verification.passed())
+    Ok(())
 }
 
 /// A seed that differs from run to run (documents and idempotency keys are unique per run).

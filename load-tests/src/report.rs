@@ -121,8 +121,8 @@ fn figures(page: &mut String, summary: &Summary) -> anyhow::Result<()> {
         (
             "Rates",
             format!(
-                "sent {:.1}/s, terminal {:.1}/s",
-                summary.sent_per_s, summary.terminal_per_s
+                "sent {:.1}/s, acknowledged {:.1}/s, terminal {:.1}/s",
+                summary.sent_per_s, summary.acknowledged_per_s, summary.terminal_per_s
             ),
         ),
         ("Errors", escape(&counts(&summary.errors))),
@@ -134,6 +134,14 @@ fn figures(page: &mut String, summary: &Summary) -> anyhow::Result<()> {
     page.push_str("<h2>Key figures</h2>\n<table>\n");
     for (name, value) in rows {
         writeln!(page, "<tr><th>{name}</th><td>{value}</td></tr>")?;
+    }
+    for (name, value) in &summary.findings {
+        writeln!(
+            page,
+            "<tr><th>{}</th><td><code>{}</code></td></tr>",
+            escape(name),
+            escape(&value.to_string())
+        )?;
     }
     page.push_str("</table>\n");
     Ok(())

@@ -231,7 +231,11 @@ pub struct Summary {
     pub seconds: Vec<Second>,
     /// The sustained rates over the sending window.
     pub sent_per_s: f64,
+    /// Acknowledgements over the time until the last one came (the sustained 202 rate).
+    pub acknowledged_per_s: f64,
     pub terminal_per_s: f64,
+    /// What the scenario saw beside the load (an outage's window, list pages, ...), by name.
+    pub findings: BTreeMap<String, serde_json::Value>,
     /// The platform's process (with `--pid`): every second, its peak memory and mean CPU.
     pub platform: Vec<ProcessSample>,
     pub platform_rss_max_mib: Option<f64>,
@@ -257,7 +261,7 @@ impl Summary {
              terminal {:?}  ({} by polling)\n\
              202:               {}\n\
              submit -> terminal: {}\n\
-             rates: sent {:.1}/s, terminal {:.1}/s\n\
+             rates: sent {:.1}/s, acknowledged {:.1}/s, terminal {:.1}/s\n\
              platform: {}\n\
              verification: {} (unfinished {}, forged webhooks {}, registrations not exactly once {}{})",
             self.scenario,
@@ -272,6 +276,7 @@ impl Summary {
             l(&self.acknowledgement),
             l(&self.end_to_end),
             self.sent_per_s,
+            self.acknowledged_per_s,
             self.terminal_per_s,
             match (self.platform_cpu_mean_percent, self.platform_rss_max_mib) {
                 (Some(cpu), Some(rss)) =>
@@ -290,7 +295,12 @@ impl Summary {
             } else {
                 "; registries' counts not read"
             },
-        )
+        ) + self
+            .findings
+            .iter()
+            .map(|(name, value)| format!("\n{name}: {value}"))
+            .collect::<String>()
+            .as_str()
     }
 }
 

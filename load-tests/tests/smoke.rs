@@ -55,6 +55,7 @@ async fn a_short_run_loses_nothing_and_registers_each_receipt_once() {
             progress: false,
             platform_pid: Some(std::process::id()),
             metrics_url: Some(metrics),
+            acknowledgements_only: false,
         },
         tenants,
         &receiver,
