@@ -20,3 +20,4 @@ pub mod report;
 pub mod scenarios;
 pub mod schedule;
 pub mod summary;
+pub mod target;

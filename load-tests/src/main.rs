@@ -10,6 +10,7 @@ use load_tests::provision::{self, Tenant};
 use load_tests::receiver::Receiver;
 use load_tests::schedule::Schedule;
 use load_tests::summary::Summary;
+use load_tests::target::{Target, highest_rate_within};
 use load_tests::{baseline, scenarios};
 use receipts_store::{StoreConfig, Stores};
 use url::Url;
@@ -107,6 +108,16 @@ struct Cli {
     /// list-while-ingesting: rows per list page.
     #[arg(long, default_value_t = 10_000)]
     page: u32,
+    /// The 202's p99 target: the ramp reports the highest rate whose p99s stayed within both
+    /// targets (every scenario reports it, as `within_target`).
+    #[arg(long, default_value = "25ms", value_parser = humantime::parse_duration)]
+    ack_target: Duration,
+    /// The submit -> terminal p99 target.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    e2e_target: Duration,
+    /// Seconds in a row that must miss a target before the rate counts as beyond it.
+    #[arg(long, default_value_t = 5)]
+    window: usize,
     /// ingest: the broker the baseline produces to (the platform's).
     #[arg(long, default_value = "127.0.0.1:9092")]
     bootstrap: String,
@@ -171,6 +182,14 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     let side = Side::start(&cli, &http, &options, &tenants).await?;
     let mut summary = generator::run(options, tenants, &receiver, heard).await?;
     side.finish(&mut summary).await?;
+    let target = Target {
+        ack_p99_ms: cli.ack_target.as_secs_f64() * 1_000.0,
+        e2e_p99_ms: cli.e2e_target.as_secs_f64() * 1_000.0,
+    };
+    summary.findings.insert(
+        "within_target".to_owned(),
+        serde_json::to_value(highest_rate_within(&summary.seconds, target, cli.window))?,
+    );
     report(&cli, &summary)?;
     Ok(summary.verification.passed())
 }

@@ -31,6 +31,10 @@ pub struct KafkaConfig {
     /// out, so there every pipeline hop may add up to this much (and lower costs idle CPU).
     #[serde(with = "humantime_serde")]
     pub fetch_wait: Duration,
+    /// Most a consumer fetches in one request and keeps prefetched (`fetch.max.bytes`,
+    /// `queued.max.messages.kbytes`): bounds each consumer's memory when it is behind
+    /// (librdkafka's defaults, 50 and 64 MiB, let a backlogged platform grow by hundreds of MiB).
+    pub max_prefetch_bytes: u32,
     /// How clients talk to the brokers (`security.protocol`).
     pub security_protocol: SecurityProtocol,
     /// SASL authentication, with `sasl_plaintext` or `sasl_ssl`.
@@ -91,6 +95,7 @@ impl Default for KafkaConfig {
             session_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             fetch_wait: Duration::from_millis(500),
+            max_prefetch_bytes: 8 * 1024 * 1024,
             security_protocol: SecurityProtocol::default(),
             sasl: SaslConfig::default(),
             tls: KafkaTls::default(),
@@ -158,6 +163,11 @@ impl KafkaConfig {
                 (self.session_timeout.as_millis() / 4).max(100).to_string(),
             )
             .set("fetch.wait.max.ms", self.fetch_wait.as_millis().to_string())
+            .set("fetch.max.bytes", self.max_prefetch_bytes.to_string())
+            .set(
+                "queued.max.messages.kbytes",
+                self.max_prefetch_bytes.div_ceil(1024).to_string(),
+            )
             // Statistics feed the consumer lag gauges.
             .set("statistics.interval.ms", "5000");
         self.apply_overrides(&mut config);

@@ -41,6 +41,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Admission of submissions (`max_in_flight_submissions` permits).
+    pub submissions: Arc<tokio::sync::Semaphore>,
     /// Registries allowed to call back, and how to verify them.
     pub callbacks: Arc<BTreeMap<RegistryName, CallbackConfig>>,
     /// Which webhook URLs are refused at registration (IP literals and `localhost`).
@@ -81,6 +83,9 @@ impl AppState {
             public_url: public_url.into(),
             max_body_bytes: http.max_body_bytes,
             request_timeout: http.request_timeout,
+            submissions: Arc::new(tokio::sync::Semaphore::new(
+                http.max_in_flight_submissions.max(1),
+            )),
             callbacks: Arc::default(),
             webhook_policy: Arc::new(AddressPolicy::new(webhooks.allow_private.clone())),
             secret_grace: chrono::TimeDelta::from_std(webhooks.secret_grace)

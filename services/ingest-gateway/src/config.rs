@@ -27,6 +27,10 @@ pub struct HttpConfig {
     /// Longest a request may take end to end (a slow upload gets 408).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Submissions one gateway works on at once; beyond it a submission is refused at once with
+    /// 503 `overloaded` and `Retry-After` instead of queueing (bounded memory and latency under
+    /// overload; a healthy gateway at 1,000/s has a few dozen in flight).
+    pub max_in_flight_submissions: usize,
     /// The key list cursors are sealed with (HMAC-SHA256), shared by every gateway of a
     /// deployment. Unset: a random key per process (cursors then break on restart).
     pub cursor_key: Option<Secret>,
@@ -39,6 +43,7 @@ impl Default for HttpConfig {
             public_url: None,
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
+            max_in_flight_submissions: 256,
             cursor_key: None,
         }
     }

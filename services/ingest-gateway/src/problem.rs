@@ -71,6 +71,8 @@ pub enum ApiError {
     BrokerUnavailable,
     #[error("the status store is unavailable; retry shortly")]
     StoreUnavailable,
+    #[error("too many submissions in flight on this gateway; retry with the same Idempotency-Key")]
+    Overloaded,
     #[error("internal error")]
     Internal,
 }
@@ -204,6 +206,7 @@ impl ApiError {
                 "store-unavailable",
                 "Temporarily unavailable",
             ),
+            Self::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
             Self::Internal => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -251,7 +254,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"receipts\""),
                 );
             }
-            Self::BrokerUnavailable | Self::StoreUnavailable => {
+            Self::BrokerUnavailable | Self::StoreUnavailable | Self::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
@@ -320,6 +323,7 @@ mod tests {
             },
             ApiError::BrokerUnavailable,
             ApiError::StoreUnavailable,
+            ApiError::Overloaded,
             ApiError::Internal,
         ]
     }
@@ -330,7 +334,10 @@ mod tests {
             let (status, slug, _) = error.classify();
             let outage = matches!(
                 error,
-                ApiError::BrokerUnavailable | ApiError::StoreUnavailable | ApiError::Internal
+                ApiError::BrokerUnavailable
+                    | ApiError::StoreUnavailable
+                    | ApiError::Overloaded
+                    | ApiError::Internal
             );
             assert_eq!(status.is_server_error(), outage, "{error:?}");
             assert!(status.is_client_error() || outage, "{error:?}");

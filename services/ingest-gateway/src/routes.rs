@@ -54,6 +54,12 @@ pub async fn submit(
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.require_write("submitting receipts")?;
+    // Held until the answer: refusing beyond the limit keeps an overloaded gateway's memory
+    // and answers bounded instead of queueing without end.
+    let _admitted = state
+        .submissions
+        .try_acquire()
+        .map_err(|_| ApiError::Overloaded)?;
     let submission = parse_submission(&headers, body, state.max_body_bytes).await?;
     let format = submission.receipt_type.format();
     let fingerprint = RequestFingerprint::of(

@@ -125,3 +125,52 @@ async fn broker_outage_is_a_retryable_503() {
     assert_eq!(retry.status(), 202);
     assert_eq!(app.submitted_count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_at_its_in_flight_limit_refuses_at_once_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let codec = Arc::new(EventCodec::new(&app.env.schema_registry).expect("codec"));
+    let producer = EventProducer::new(&app.env.kafka, "test", codec).expect("producer");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let state = ingest_gateway::AppState::new(
+        app.stores.clone(),
+        producer,
+        &ingest_gateway::HttpConfig {
+            max_in_flight_submissions: 1,
+            ..ingest_gateway::HttpConfig::default()
+        },
+        &receipts_webhooks::WebhookConfig::default(),
+        addr,
+    );
+    // The one permit is taken, as by a submission still waiting for the broker.
+    let busy = state
+        .submissions
+        .clone()
+        .try_acquire_owned()
+        .expect("a free permit");
+    tokio::spawn(async move { axum::serve(listener, ingest_gateway::router(state)).await });
+
+    let body = sample(JSON_TYPE, 33);
+    let submit = || {
+        app.http
+            .post(format!("http://{addr}/v1/receipts"))
+            .bearer_auth(&app.writer)
+            .header("Content-Type", "application/json")
+            .header("Receipt-Type", JSON_TYPE)
+            .header("Idempotency-Key", "overload-1")
+            .body(body.clone())
+            .send()
+    };
+    let response = submit().await.expect("send");
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_problem(response, 503, "overloaded").await;
+    assert_eq!(app.submitted_count(), 0);
+
+    // Once the permit is back, the retry with the same key is accepted, once.
+    drop(busy);
+    assert_eq!(submit().await.expect("send").status(), 202);
+    assert_eq!(app.submitted_count(), 1);
+}
