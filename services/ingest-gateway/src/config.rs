@@ -29,7 +29,8 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// Submissions one gateway works on at once; beyond it a submission is refused at once with
     /// 503 `overloaded` and `Retry-After` instead of queueing (bounded memory and latency under
-    /// overload; a healthy gateway at 1,000/s has a few dozen in flight).
+    /// overload; a healthy gateway at 1,000/s has a few dozen in flight, an overloaded one on
+    /// one machine about a second of arrivals).
     pub max_in_flight_submissions: usize,
     /// The key list cursors are sealed with (HMAC-SHA256), shared by every gateway of a
     /// deployment. Unset: a random key per process (cursors then break on restart).
@@ -43,7 +44,7 @@ impl Default for HttpConfig {
             public_url: None,
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
-            max_in_flight_submissions: 256,
+            max_in_flight_submissions: 1024,
             cursor_key: None,
         }
     }
