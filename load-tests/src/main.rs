@@ -181,7 +181,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
 
     let side = Side::start(&cli, &http, &options, &tenants).await?;
     let mut summary = generator::run(options, tenants, &receiver, heard).await?;
-    side.finish(&mut summary).await?;
+    let side_ok = side.finish(&mut summary).await;
     let target = Target {
         ack_p99_ms: cli.ack_target.as_secs_f64() * 1_000.0,
         e2e_p99_ms: cli.e2e_target.as_secs_f64() * 1_000.0,
@@ -191,7 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         serde_json::to_value(highest_rate_within(&summary.seconds, target, cli.window))?,
     );
     report(&cli, &summary)?;
-    Ok(summary.verification.passed())
+    Ok(side_ok && summary.verification.passed())
 }
 
 fn schedule(cli: &Cli) -> Schedule {
@@ -263,24 +263,34 @@ impl Side {
         })
     }
 
-    /// Adds what it saw to `summary`'s findings.
-    async fn finish(self, summary: &mut Summary) -> anyhow::Result<()> {
-        let (name, value) = match self {
-            Self::Nothing => return Ok(()),
-            Self::Outage(task) => ("outage", serde_json::to_value(task.await??)?),
+    /// Adds what it saw to `summary`'s findings; `false` when the side task failed (its error
+    /// is the finding, and the run fails, but the load's figures are still reported).
+    async fn finish(self, summary: &mut Summary) -> bool {
+        let (name, value): (&str, anyhow::Result<serde_json::Value>) = match self {
+            Self::Nothing => return true,
+            Self::Outage(task) => ("outage", side_value(task).await),
             Self::Hanging(hanging, tenant) => (
                 "hanging_endpoint",
-                serde_json::json!({
+                Ok(serde_json::json!({
                     "tenant": tenant,
                     "url": hanging.url,
                     "connections_opened": hanging.connections(),
-                }),
+                })),
             ),
-            Self::Lister(task) => ("list_pages", serde_json::to_value(task.await??)?),
+            Self::Lister(task) => ("list_pages", side_value(task).await),
         };
+        let ok = value.is_ok();
+        let value =
+            value.unwrap_or_else(|error| serde_json::json!({ "error": format!("{error:#}") }));
         summary.findings.insert(name.to_owned(), value);
-        Ok(())
+        ok
     }
+}
+
+async fn side_value<T: serde::Serialize>(
+    task: tokio::task::JoinHandle<anyhow::Result<T>>,
+) -> anyhow::Result<serde_json::Value> {
+    Ok(serde_json::to_value(task.await??)?)
 }
 
 /// The baseline, then the gateway, at the same schedule against the same broker; the gateway's

@@ -57,12 +57,25 @@ pub fn registry_outage(
     })
 }
 
+/// PUTs `faults`, retrying a failed send a few times: the control call must not be lost to a
+/// pooled keep-alive connection the mock closed while the run went on.
 async fn put_faults(
     http: &reqwest::Client,
     url: &Url,
     faults: &serde_json::Value,
 ) -> anyhow::Result<()> {
-    let response = http.put(url.clone()).json(faults).send().await?;
+    let mut attempt = 1;
+    let response = loop {
+        match http.put(url.clone()).json(faults).send().await {
+            Ok(response) => break response,
+            Err(error) if attempt < 5 => {
+                tracing::warn!(%error, attempt, "PUT {url} failed; retrying");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    };
     let status = response.status();
     anyhow::ensure!(
         status.is_success(),
