@@ -14,6 +14,7 @@ produce_timeout = {{ .Values.kafka.produceTimeout | toJson }}
 session_timeout = {{ .Values.kafka.sessionTimeout | toJson }}
 drain_timeout = {{ .Values.kafka.drainTimeout | toJson }}
 fetch_wait = {{ .Values.kafka.fetchWait | toJson }}
+max_prefetch_bytes = {{ int .Values.kafka.maxPrefetchBytes }}
 security_protocol = {{ .Values.kafka.securityProtocol | toJson }}
 {{- if include "receipts.kafkaSasl" . }}
 
@@ -125,6 +126,7 @@ callback_timeout = {{ $registry.callbackTimeout | toJson }}
 public_url = {{ include "receipts.publicUrl" $root | toJson }}
 max_body_bytes = {{ int $root.Values.gateway.maxBodyBytes }}
 request_timeout = {{ $root.Values.gateway.requestTimeout | toJson }}
+max_in_flight_submissions = {{ int $root.Values.gateway.maxInFlightSubmissions }}
 {{- range $name := list "logistics" "tax" }}
 {{- $registry := index $root.Values.registries $name }}
 {{- if $registry.callbacks }}
