@@ -42,6 +42,8 @@ use uuid::Uuid;
 pub(crate) struct CachedStorage<S> {
     inner: S,
     cache: Arc<Mutex<Cache>>,
+    /// Woken by every produce: fetches waiting at the end of their partitions look again.
+    produced: Arc<tokio::sync::Notify>,
 }
 
 /// Each entry remembers the generation it was read in: a read that started before a write
@@ -89,6 +91,7 @@ impl<S: Storage> CachedStorage<S> {
         Self {
             inner,
             cache: Arc::new(Mutex::new(Cache::default())),
+            produced: Arc::default(),
         }
     }
 
@@ -101,21 +104,67 @@ impl<S: Storage> CachedStorage<S> {
 
     fn invalidate(&self, topition: &Topition) {
         self.cache().invalidate(topition);
+        self.produced.notify_waiters();
+    }
+
+    /// Woken by the next produce (create the future before looking, then await it).
+    pub(crate) fn produced(&self) -> tokio::sync::futures::Notified<'_> {
+        self.produced.notified()
+    }
+
+    /// Whether a fetch of `partitions` of `topic` (a name, or an id in cached metadata) from
+    /// their offsets would surely find nothing: every partition's end is cached and not past
+    /// its offset. Anything unknown counts as maybe-data.
+    pub(crate) fn surely_nothing_at(
+        &self,
+        topic: Option<&str>,
+        topic_id: Option<[u8; 16]>,
+        partitions: impl Iterator<Item = (i32, i64)>,
+        isolation: IsolationLevel,
+    ) -> bool {
+        let cache = self.cache();
+        let name = match (topic.filter(|name| !name.is_empty()), topic_id) {
+            (Some(name), _) => name.to_owned(),
+            (None, Some(id)) => match cache.metadata.values().find_map(|metadata| {
+                metadata
+                    .topics()
+                    .iter()
+                    .find(|t| t.topic_id == Some(id))
+                    .and_then(|t| t.name.clone())
+            }) {
+                Some(name) => name,
+                None => return false,
+            },
+            (None, None) => return false,
+        };
+        partitions.into_iter().all(|(partition, offset)| {
+            cache
+                .stages
+                .get(&Topition::new(name.clone(), partition))
+                .is_some_and(|stage| offset >= readable_end(stage, isolation))
+        })
     }
 
     fn clear(&self) {
         self.cache().clear();
+        self.produced.notify_waiters();
     }
 
     /// The newest offset a fetch at `isolation` may read up to, if it is cached.
     fn cached_end(&self, topition: &Topition, isolation: IsolationLevel) -> Option<i64> {
-        self.cache().stages.get(topition).map(|stage| {
-            if isolation == IsolationLevel::ReadCommitted {
-                stage.last_stable()
-            } else {
-                stage.high_watermark()
-            }
-        })
+        self.cache()
+            .stages
+            .get(topition)
+            .map(|stage| readable_end(stage, isolation))
+    }
+}
+
+/// The newest offset a fetch at `isolation` may read up to.
+fn readable_end(stage: &OffsetStage, isolation: IsolationLevel) -> i64 {
+    if isolation == IsolationLevel::ReadCommitted {
+        stage.last_stable()
+    } else {
+        stage.high_watermark()
     }
 }
 

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 mod cache;
+mod long_poll;
 
 use cache::CachedStorage;
 
@@ -184,12 +185,7 @@ async fn serve(
                 if let Err(error) = stream.set_nodelay(true) {
                     tracing::debug!(%error, %peer, "embedded broker: cannot set TCP_NODELAY");
                 }
-                let service = match tansu_broker::service::services(
-                    &cluster_id,
-                    groups.clone(),
-                    storage.clone(),
-                    None,
-                ) {
+                let service = match frame_services(&cluster_id, groups.clone(), storage.clone()) {
                     Ok(service) => service,
                     Err(error) => {
                         tracing::error!(%error, "embedded broker cannot build its services");
@@ -213,6 +209,34 @@ async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+}
+
+/// tansu's services for one connection (as `tansu_broker::service::services` builds them),
+/// with the long poll in front of fetches.
+fn frame_services(
+    cluster_id: &str,
+    groups: Controller<CachedStorage<StorageContainer>>,
+    storage: CachedStorage<StorageContainer>,
+) -> Result<impl rama::Service<(), TcpStream, Error = tansu_broker::Error>, tansu_broker::Error> {
+    use rama::Layer;
+    use tansu_broker::service::{auth, coordinator, storage as storage_services};
+    use tansu_service::{
+        BytesFrameLayer, FrameRouteService, TcpBytesLayer, TcpContext, TcpContextLayer,
+    };
+
+    let builder = storage_services::services(
+        FrameRouteService::<(), tansu_broker::Error>::builder(),
+        storage.clone(),
+    )?;
+    let builder = coordinator::services(builder, groups)?;
+    let route = auth::services(builder)?.build()?;
+    Ok((
+        TcpContextLayer::new(TcpContext::default().cluster_id(Some(cluster_id.into()))),
+        TcpBytesLayer::default(),
+        BytesFrameLayer::default(),
+        long_poll::LongPollLayer::new(storage),
+    )
+        .into_layer(route))
 }
 
 /// Indexes tansu 0.6's SQLite schema lacks. Its `header` table has no index at all, and every
