@@ -273,11 +273,12 @@ pub async fn run(
 
     let accepted = lock(&shared.accepted).clone();
     verification.registrations_checked = !options.acknowledgements_only;
-    for (name, mock) in options
-        .mocks
-        .iter()
-        .filter(|_| !options.acknowledgements_only)
-    {
+    let mocks: &[(String, Url)] = if options.acknowledgements_only {
+        &[]
+    } else {
+        &options.mocks
+    };
+    for (name, mock) in mocks {
         match registrations(&http, mock).await {
             Some(counts) => {
                 let wrong: BTreeMap<String, u64> = accepted

@@ -42,29 +42,48 @@ pub async fn endpoints(
     tenants: &[Tenant],
     receiver: &Receiver,
 ) -> anyhow::Result<()> {
-    let url = base.join("v1/webhook-endpoints")?;
     for tenant in tenants {
-        let response = http
-            .post(url.clone())
-            .bearer_auth(&tenant.key)
-            .json(&serde_json::json!({
-                "url": receiver.url(&tenant.id),
-                "events": ["receipt.accepted", "receipt.rejected", "receipt.failed"],
-                "description": "load-tests receiver",
-            }))
-            .send()
-            .await?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        anyhow::ensure!(
-            status.is_success(),
-            "creating {}'s webhook endpoint: {status} {body}",
-            tenant.id
-        );
-        let secret = body["secret"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("no secret in {body}"))?;
-        receiver.trust(&tenant.id, secret)?;
+        let secret = endpoint(
+            http,
+            base,
+            tenant,
+            &receiver.url(&tenant.id),
+            "load-tests receiver",
+        )
+        .await?;
+        receiver.trust(&tenant.id, &secret)?;
     }
     Ok(())
+}
+
+/// Registers `url` as one more of `tenant`'s webhook endpoints, for the terminal statuses;
+/// returns its signing secret.
+pub async fn endpoint(
+    http: &reqwest::Client,
+    base: &url::Url,
+    tenant: &Tenant,
+    url: &str,
+    description: &str,
+) -> anyhow::Result<String> {
+    let response = http
+        .post(base.join("v1/webhook-endpoints")?)
+        .bearer_auth(&tenant.key)
+        .json(&serde_json::json!({
+            "url": url,
+            "events": ["receipt.accepted", "receipt.rejected", "receipt.failed"],
+            "description": description,
+        }))
+        .send()
+        .await?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    anyhow::ensure!(
+        status.is_success(),
+        "creating {}'s webhook endpoint: {status} {body}",
+        tenant.id
+    );
+    body["secret"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no secret in {body}"))
 }

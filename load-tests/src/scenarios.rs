@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::provision::Tenant;
+use crate::provision::{self, Tenant};
 use crate::summary::Latency;
 
 /// When a registry was down, in seconds from the start of the run.
@@ -126,23 +126,15 @@ impl HangingEndpoint {
         base: &Url,
         tenant: &Tenant,
     ) -> anyhow::Result<()> {
-        let response = http
-            .post(base.join("v1/webhook-endpoints")?)
-            .bearer_auth(&tenant.key)
-            .json(&serde_json::json!({
-                "url": self.url,
-                "events": ["receipt.accepted", "receipt.rejected", "receipt.failed"],
-                "description": "load-tests: an endpoint that never answers",
-            }))
-            .send()
-            .await?;
-        let status = response.status();
-        anyhow::ensure!(
-            status.is_success(),
-            "creating the hanging endpoint: {status} {}",
-            response.text().await.unwrap_or_default()
-        );
-        Ok(())
+        provision::endpoint(
+            http,
+            base,
+            tenant,
+            self.url.as_str(),
+            "load-tests: an endpoint that never answers",
+        )
+        .await
+        .map(drop)
     }
 }
 

@@ -119,7 +119,7 @@ impl<S: Storage> CachedStorage<S> {
         &self,
         topic: Option<&str>,
         topic_id: Option<[u8; 16]>,
-        partitions: impl Iterator<Item = (i32, i64)>,
+        mut partitions: impl Iterator<Item = (i32, i64)>,
         isolation: IsolationLevel,
     ) -> bool {
         let cache = self.cache();
@@ -137,7 +137,7 @@ impl<S: Storage> CachedStorage<S> {
             },
             (None, None) => return false,
         };
-        partitions.into_iter().all(|(partition, offset)| {
+        partitions.all(|(partition, offset)| {
             cache
                 .stages
                 .get(&Topition::new(name.clone(), partition))
