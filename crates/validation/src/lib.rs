@@ -21,6 +21,7 @@ mod reasons;
 mod rules;
 pub mod sample;
 mod tax_id;
+pub mod types;
 mod vat_rates;
 mod xml;
 

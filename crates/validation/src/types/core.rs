@@ -1,0 +1,181 @@
+//! The typed core every receipt type maps to (seller, issue time, currency, lines, totals,
+//! payments), read from the canonical JSON once it passed the schema and the rules, and the
+//! type-specific rest: the extension.
+
+use chrono::DateTime;
+use receipts_domain::{Line, NormalizedReceipt, Party, Payment, Totals};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+
+use super::decimal::parse_plain;
+use crate::{currency, tax_id};
+
+/// Top-level fields of the core.
+pub(crate) const CORE_FIELDS: &[&str] = &[
+    "receipt_number",
+    "issued_at",
+    "seller",
+    "buyer",
+    "currency",
+    "lines",
+    "totals",
+    "payments",
+];
+/// Fields of a core line.
+pub(crate) const LINE_FIELDS: &[&str] = &[
+    "description",
+    "quantity",
+    "unit_price",
+    "vat_rate",
+    "net_amount",
+    "vat_amount",
+    "gross_amount",
+];
+
+/// The core of `document`, or what is missing (a type whose schema lets a document through
+/// without its core is a broken type: `types check` runs this over the valid examples).
+pub(crate) fn core(document: &Value) -> Result<NormalizedReceipt, String> {
+    let text = |pointer: &str| -> Result<String, String> {
+        document
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("the core field {pointer} is missing or not a string"))
+    };
+    let currency = text("/currency")?;
+    let minor = currency::minor_units(&currency)
+        .ok_or_else(|| format!("{currency:?} is not an ISO 4217 currency"))?;
+    let amount = |value: Decimal| at_scale(value, minor);
+    let decimal = |pointer: &str| -> Result<Decimal, String> {
+        parse_plain(&text(pointer)?).map_err(|e| format!("{pointer}: {e}"))
+    };
+    let party = |pointer: &str| -> Result<Party, String> {
+        let tax_id = tax_id::parse(&text(&format!("{pointer}/tax_id"))?)
+            .map_err(|e| format!("{pointer}/tax_id: {e}"))?;
+        Ok(Party {
+            tax_id: tax_id.as_str().to_owned(),
+            country: tax_id.country().to_owned(),
+            name: text(&format!("{pointer}/name")).ok(),
+        })
+    };
+    let issued_at = DateTime::parse_from_rfc3339(&text("/issued_at")?)
+        .map_err(|e| format!("/issued_at: {e}"))?;
+    let count = |pointer: &str| {
+        document
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .map(Vec::len)
+    };
+    let lines = (0..count("/lines").ok_or("the core field /lines is missing")?)
+        .map(|i| {
+            let at = |name: &str| format!("/lines/{i}/{name}");
+            Ok(Line {
+                description: text(&at("description"))?,
+                quantity: decimal(&at("quantity"))?.normalize(),
+                unit_price: decimal(&at("unit_price"))?.normalize(),
+                vat_rate: decimal(&at("vat_rate"))?.normalize(),
+                net_amount: amount(decimal(&at("net_amount"))?),
+                vat_amount: amount(decimal(&at("vat_amount"))?),
+                gross_amount: amount(decimal(&at("gross_amount"))?),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let payments = (0..count("/payments").unwrap_or(0))
+        .map(|i| {
+            Ok(Payment {
+                method: text(&format!("/payments/{i}/method"))?,
+                amount: amount(decimal(&format!("/payments/{i}/amount"))?),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(NormalizedReceipt {
+        receipt_number: text("/receipt_number")?,
+        issued_at,
+        seller: party("/seller")?,
+        buyer: match document.pointer("/buyer") {
+            Some(_) => Some(party("/buyer")?),
+            None => None,
+        },
+        currency,
+        lines,
+        totals: Totals {
+            net_amount: amount(decimal("/totals/net_amount")?),
+            vat_amount: amount(decimal("/totals/vat_amount")?),
+            gross_amount: amount(decimal("/totals/gross_amount")?),
+        },
+        payments,
+    })
+}
+
+/// Everything of `document` outside the core: top-level fields, and the extra fields of each
+/// line (under `lines`, one object per line, only when some line has any). `None` when empty.
+pub(crate) fn extension(document: &Value) -> Option<Value> {
+    let object = document.as_object()?;
+    let mut extension: Map<String, Value> = object
+        .iter()
+        .filter(|(name, _)| !CORE_FIELDS.contains(&name.as_str()))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let line_extras: Vec<Value> = object
+        .get("lines")
+        .and_then(Value::as_array)
+        .map(|lines| {
+            lines
+                .iter()
+                .map(|line| {
+                    let extras: Map<String, Value> = line
+                        .as_object()
+                        .map(|l| {
+                            l.iter()
+                                .filter(|(n, _)| !LINE_FIELDS.contains(&n.as_str()))
+                                .map(|(n, v)| (n.clone(), v.clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    Value::Object(extras)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if line_extras.iter().any(|l| l.as_object().is_some_and(|o| !o.is_empty())) {
+        extension.insert("lines".into(), Value::Array(line_extras));
+    }
+    (!extension.is_empty()).then_some(Value::Object(extension))
+}
+
+/// `value` with exactly `decimals` decimals when no digit is lost.
+fn at_scale(value: Decimal, decimals: u32) -> Decimal {
+    let mut value = value.normalize();
+    if value.scale() <= decimals {
+        value.rescale(decimals);
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_and_extension() {
+        let document = serde_json::json!({
+            "receipt_number": "A-1", "issued_at": "2026-11-14T08:12:31+01:00",
+            "seller": {"tax_id": "DE136695976"}, "currency": "EUR",
+            "table": "12", "tip": "2.00",
+            "lines": [{"description": "Soup", "quantity": "1", "unit_price": "5.5", "vat_rate": "7",
+                       "net_amount": "5.5", "vat_amount": "0.39", "gross_amount": "5.89", "course": "starter"}],
+            "totals": {"net_amount": "5.5", "vat_amount": "0.39", "gross_amount": "5.89"}
+        });
+        let core = core(&document).expect("core");
+        assert_eq!(core.seller.country, "DE");
+        assert_eq!(core.totals.net_amount.to_string(), "5.50");
+        assert_eq!(core.lines[0].unit_price.to_string(), "5.5");
+        assert!(core.payments.is_empty() && core.buyer.is_none());
+        assert_eq!(
+            extension(&document),
+            Some(serde_json::json!({"table": "12", "tip": "2.00", "lines": [{"course": "starter"}]}))
+        );
+        let missing = serde_json::json!({"currency": "EUR"});
+        assert!(super::core(&missing).is_err());
+    }
+}
