@@ -25,6 +25,7 @@
 
 pub mod admin;
 mod consumer;
+pub mod receipt_types;
 
 use std::fmt::Display;
 use std::net::SocketAddr;

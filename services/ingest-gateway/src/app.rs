@@ -16,13 +16,14 @@ use receipts_registries::CallbackConfig;
 use receipts_service::{Readiness, admin};
 use receipts_store::{ClientStore, DocumentStore, ReservationStore, Stores};
 use receipts_telemetry::metrics::Recorder;
+use receipts_validation::types::Catalog;
 use receipts_webhooks::{AddressPolicy, WebhookConfig};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::callbacks;
 use crate::config::HttpConfig;
 use crate::problem::ApiError;
+use crate::{callbacks, receipt_types};
 use crate::{list, routes, webhooks};
 
 /// Shared by all handlers; cheap to clone. The gateway writes only reservations and documents;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub cursor_key: CursorKey,
     /// Every metric of the process, for `/metrics`.
     pub metrics: Recorder,
+    /// The receipt types submissions may name (reloaded when their directory changes).
+    pub receipt_types: Catalog,
 }
 
 impl AppState {
@@ -100,7 +103,14 @@ impl AppState {
                 }
             },
             metrics: receipts_telemetry::metrics::install(),
+            receipt_types: Catalog::builtin(),
         }
+    }
+
+    /// Accepts the types of `catalog` (default: the built-in ones).
+    pub fn with_receipt_types(mut self, catalog: Catalog) -> Self {
+        self.receipt_types = catalog;
+        self
     }
 
     /// Accepts callbacks from these registries.
@@ -134,6 +144,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/webhook-endpoints/{id}/rotate-secret",
             post(webhooks::rotate_endpoint_secret),
+        )
+        .route("/v1/receipt-types", get(receipt_types::list))
+        .route(
+            "/v1/receipt-types/{name}/{version}",
+            get(receipt_types::get),
         )
         .route("/v1/webhooks/secret", get(webhooks::callback_secret))
         .route(

@@ -1,3 +1,4 @@
+use receipts_validation::types::ReceiptTypesConfig;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -65,6 +66,8 @@ pub struct GatewayConfig {
     pub schema_registry: SchemaRegistryConfig,
     pub store: StoreConfig,
     pub telemetry: TelemetryConfig,
+    /// The receipt types submissions may name.
+    pub receipt_types: ReceiptTypesConfig,
 }
 
 impl ServiceConfig for GatewayConfig {

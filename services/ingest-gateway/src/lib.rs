@@ -10,6 +10,7 @@ pub mod callbacks;
 pub mod config;
 pub mod list;
 pub mod problem;
+pub mod receipt_types;
 pub mod routes;
 pub mod webhooks;
 
@@ -52,7 +53,11 @@ pub async fn run(
         &config.webhooks,
         local_addr,
     )
-    .with_callbacks(config.registry_callbacks.clone());
+    .with_callbacks(config.registry_callbacks.clone())
+    .with_receipt_types(receipts_service::receipt_types::open(
+        &config.receipt_types,
+        &shutdown,
+    )?);
     state.readiness = state.readiness.schema_registry(&config.schema_registry)?;
     tracing::info!(%local_addr, public_url = %state.public_url, "ingest gateway listening");
     // Responses are streamed in several writes (lists); with Nagle's algorithm on, each small

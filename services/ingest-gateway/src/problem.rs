@@ -48,7 +48,7 @@ pub enum ApiError {
     #[error("receipt type {name:?} expects {expected} documents, got {got}")]
     MediaTypeMismatch {
         name: String,
-        expected: &'static str,
+        expected: String,
         got: String,
     },
     #[error("{0}")]
@@ -147,7 +147,7 @@ impl ApiError {
                 "Media type does not match the receipt type",
             ),
             Self::UnknownReceiptType(_) => (
-                S::UNPROCESSABLE_ENTITY,
+                S::BAD_REQUEST,
                 "unknown-receipt-type",
                 "Unknown receipt type",
             ),
@@ -294,7 +294,7 @@ mod tests {
             ApiError::UnsupportedMediaType("text/plain".into()),
             ApiError::MediaTypeMismatch {
                 name: "t".into(),
-                expected: "application/json",
+                expected: "application/json".into(),
                 got: "application/xml".into(),
             },
             ApiError::UnknownReceiptType("x".into()),

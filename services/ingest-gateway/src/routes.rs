@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 use receipts_domain::event::now_millis;
 use receipts_domain::{
     CallbackUrl, DocumentFormat, EventId, EventMeta, IdempotencyDecision, IdempotencyKey,
-    NormalizedReceipt, Reason, ReceiptEvent, ReceiptId, ReceiptRecord, ReceiptType, Registration,
+    NormalizedReceipt, Reason, ReceiptEvent, ReceiptId, ReceiptRecord, Registration,
     RegistrationFailure, RequestFingerprint, Reservation, Status, Submitted, TimelineEntry,
 };
 use receipts_store::{Document, Reserved};
+use receipts_validation::types::{self, LookupError};
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -36,7 +37,11 @@ pub struct Accepted {
 
 /// A validated submission request.
 struct Submission {
-    receipt_type: ReceiptType,
+    /// As the `Receipt-Type` header named it (an alias stays an alias).
+    receipt_type: String,
+    format: DocumentFormat,
+    /// A deprecated type's `(deprecated_since, sunset)`.
+    deprecation: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
     content_type: String,
     key: IdempotencyKey,
     callback_url: Option<CallbackUrl>,
@@ -60,10 +65,10 @@ pub async fn submit(
         .submissions
         .try_acquire()
         .map_err(|_| ApiError::Overloaded)?;
-    let submission = parse_submission(&headers, body, state.max_body_bytes).await?;
-    let format = submission.receipt_type.format();
+    let submission = parse_submission(&state, &headers, body).await?;
+    let format = submission.format;
     let fingerprint = RequestFingerprint::of(
-        submission.receipt_type.name(),
+        &submission.receipt_type,
         format,
         submission.callback_url.as_ref().map(CallbackUrl::as_str),
         &submission.document,
@@ -75,7 +80,7 @@ pub async fn submit(
         receipt_id: ReceiptId::new(),
         event_id: EventId::new(),
         received_at: now_millis(),
-        receipt_type: submission.receipt_type.name().to_owned(),
+        receipt_type: submission.receipt_type.clone(),
         content_type: submission.content_type.clone(),
         callback_url: submission.callback_url.clone(),
     };
@@ -116,7 +121,7 @@ pub async fn submit(
                 occurred_at: reservation.received_at,
                 attempt: 1,
             },
-            receipt_type: submission.receipt_type.name().to_owned(),
+            receipt_type: submission.receipt_type.clone(),
             content_type: submission.content_type.clone(),
             document: submission.document.to_vec(),
             idempotency_key: submission.key,
@@ -152,6 +157,9 @@ pub async fn submit(
     if let Ok(location) = HeaderValue::from_str(&status_url) {
         response.headers_mut().insert(header::LOCATION, location);
     }
+    if let Some((since, sunset)) = submission.deprecation {
+        crate::receipt_types::deprecation_headers(response.headers_mut(), since, sunset);
+    }
     if replay {
         response
             .headers_mut()
@@ -161,9 +169,9 @@ pub async fn submit(
 }
 
 async fn parse_submission(
+    state: &AppState,
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
 ) -> Result<Submission, ApiError> {
     let content_type = header_str(headers, header::CONTENT_TYPE.as_str())?.ok_or_else(|| {
         ApiError::UnsupportedMediaType("a Content-Type header is required".into())
@@ -171,15 +179,28 @@ async fn parse_submission(
     let format = DocumentFormat::from_content_type(content_type).map_err(ApiError::Document)?;
     let type_name =
         header_str(headers, RECEIPT_TYPE)?.ok_or(ApiError::MissingHeader("Receipt-Type"))?;
-    let receipt_type = ReceiptType::lookup(type_name.trim())
-        .map_err(|e| ApiError::UnknownReceiptType(e.to_string()))?;
-    if receipt_type.format() != format {
-        return Err(ApiError::MediaTypeMismatch {
-            name: receipt_type.name().to_owned(),
-            expected: receipt_type.format().media_type(),
-            got: content_type.to_owned(),
-        });
-    }
+    let receipt_type = type_name.trim();
+    let resolved = state
+        .receipt_types
+        .current()
+        .resolve(receipt_type, format)
+        .map_err(|e| match e {
+            LookupError::Unknown { .. } => ApiError::UnknownReceiptType(e.to_string()),
+            LookupError::Format { name, formats, .. } => ApiError::MediaTypeMismatch {
+                name,
+                expected: formats.join(" or "),
+                got: content_type.to_owned(),
+            },
+        })?;
+    let definition = &resolved.definition;
+    let deprecation = match (
+        definition.status,
+        definition.deprecated_since,
+        definition.sunset,
+    ) {
+        (types::Status::Deprecated, Some(since), Some(sunset)) => Some((since, sunset)),
+        _ => None,
+    };
     let key =
         header_str(headers, IDEMPOTENCY_KEY)?.ok_or(ApiError::MissingHeader("Idempotency-Key"))?;
     let key = IdempotencyKey::parse(key).map_err(|e| ApiError::InvalidHeader {
@@ -193,12 +214,14 @@ async fn parse_submission(
             name: "Callback-Url",
             reason: e.to_string(),
         })?;
-    let document = read_limited(headers, body, limit).await?;
+    let document = read_limited(headers, body, state.max_body_bytes).await?;
     format
         .check_well_formed(&document)
         .map_err(ApiError::Document)?;
     Ok(Submission {
-        receipt_type,
+        receipt_type: receipt_type.to_owned(),
+        format,
+        deprecation,
         content_type: content_type.to_owned(),
         key,
         callback_url,

@@ -10,10 +10,14 @@ use receipts_kafka::{KafkaConfig, RetryPolicy};
 use receipts_registries::RegistryConfig;
 use receipts_runtime::{LogFormat, TelemetryConfig};
 use receipts_store::StoreConfig;
+use receipts_validation::types::ReceiptTypesConfig;
 use receipts_webhooks::WebhookConfig;
 use registrar::RegistrarConfig;
 use serde::{Deserialize, Serialize};
 use webhook_dispatcher::DispatcherConfig;
+
+/// The types directory of a checkout, used when none is configured.
+const DEFAULT_RECEIPT_TYPES: &str = "receipt-types";
 
 /// What `receipts up` starts in-process besides the services.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +70,8 @@ pub struct PlatformConfig {
     pub schema_registry: SchemaRegistryConfig,
     pub store: StoreConfig,
     pub telemetry: TelemetryConfig,
+    /// The receipt types (unset dir: `./receipt-types` when it exists, else the built-in ones).
+    pub receipt_types: ReceiptTypesConfig,
 }
 
 impl Default for PlatformConfig {
@@ -101,6 +107,7 @@ impl Default for PlatformConfig {
                 log_format: LogFormat::Pretty,
                 ..TelemetryConfig::default()
             },
+            receipt_types: ReceiptTypesConfig::default(),
         }
     }
 }
@@ -125,7 +132,18 @@ impl PlatformConfig {
             kafka: self.kafka.clone(),
             schema_registry: self.schema_registry.clone(),
             telemetry: self.telemetry.clone(),
+            receipt_types: self.receipt_types(),
         }
+    }
+
+    /// The receipt types of every validating service: the configured directory, else the
+    /// repository's `receipt-types/` when run from a checkout.
+    pub fn receipt_types(&self) -> ReceiptTypesConfig {
+        let mut config = self.receipt_types.clone();
+        if config.dir.is_none() && Path::new(DEFAULT_RECEIPT_TYPES).is_dir() {
+            config.dir = Some(PathBuf::from(DEFAULT_RECEIPT_TYPES));
+        }
+        config
     }
 
     pub fn projector(&self) -> status_projector::ProjectorConfig {
@@ -152,6 +170,7 @@ impl PlatformConfig {
             schema_registry: self.schema_registry.clone(),
             store: self.store.clone(),
             telemetry: self.telemetry.clone(),
+            receipt_types: self.receipt_types(),
         }
     }
 

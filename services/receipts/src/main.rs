@@ -54,6 +54,9 @@ enum Command {
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
+    /// Check and list receipt type directories.
+    #[command(subcommand)]
+    Types(TypesCommand),
     /// Print one fresh receipt document of a built-in type to stdout.
     Sample {
         /// The receipt type, e.g. retail-receipt/v1 or retail-receipt-xml/v1.
@@ -66,6 +69,16 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TypesCommand {
+    /// Validate a types directory (or one <name>/<version> directory in it) offline: manifest,
+    /// schema, rules, XML mapping and every example. Prints `file:line: problem` for each
+    /// problem and exits 1 when there is any.
+    Check { dir: PathBuf },
+    /// The types a directory defines, with their status and formats.
+    List { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             invalid,
             seed,
         } => sample(&receipt_type, invalid, seed),
+        Command::Types(command) => types_command(command),
     }
 }
 
@@ -244,6 +258,39 @@ async fn probe(url: url::Url, timeout: std::time::Duration) -> anyhow::Result<()
     let client = reqwest::Client::builder().timeout(timeout).build()?;
     let status = client.get(url.clone()).send().await?.status();
     anyhow::ensure!(status.is_success(), "{url} answered {status}");
+    Ok(())
+}
+
+fn types_command(command: TypesCommand) -> anyhow::Result<()> {
+    match command {
+        TypesCommand::Check { dir } => {
+            let errors = receipts_validation::types::check_dir(&dir);
+            for error in &errors {
+                println!("{error}");
+            }
+            anyhow::ensure!(
+                errors.is_empty(),
+                "{} problem(s) in {}",
+                errors.len(),
+                dir.display()
+            );
+            println!("{}: every receipt type passes", dir.display());
+        }
+        TypesCommand::List { dir } => {
+            let (types, errors) = receipts_validation::types::TypeSet::load(&dir, None);
+            for t in types.iter() {
+                let formats: Vec<String> = t.formats.iter().map(ToString::to_string).collect();
+                let status = match t.sunset {
+                    Some(sunset) => format!("{:?} (sunset {sunset})", t.status).to_lowercase(),
+                    None => format!("{:?}", t.status).to_lowercase(),
+                };
+                println!("{:<32} {:<24} {}", t.id(), status, formats.join(","));
+            }
+            for error in &errors {
+                eprintln!("refused: {error}");
+            }
+        }
+    }
     Ok(())
 }
 

@@ -5,11 +5,12 @@
 
 use receipts_avro::SchemaRegistryConfig;
 use receipts_domain::{
-    EventMeta, Reason, ReceiptEvent, ReceiptType, Rejected, Submitted, Topic, Validated,
+    DocumentFormat, EventMeta, Reason, ReceiptEvent, Rejected, Submitted, Topic, Validated,
 };
 use receipts_kafka::{EventHandler, EventProducer, HandlerError, KafkaConfig, MessageContext};
 use receipts_runtime::TelemetryConfig;
 use receipts_service::{Admin, AdminConfig, Consumer, Service, ServiceConfig};
+use receipts_validation::types::{Catalog, ReceiptTypesConfig, TypeSet, Valid};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +24,8 @@ pub struct ValidatorConfig {
     pub kafka: KafkaConfig,
     pub schema_registry: SchemaRegistryConfig,
     pub telemetry: TelemetryConfig,
+    /// The receipt types documents are validated as (the same set as the gateway's).
+    pub receipt_types: ReceiptTypesConfig,
 }
 
 impl ServiceConfig for ValidatorConfig {
@@ -51,6 +54,7 @@ pub async fn run(
         .await?;
     let handler = Validator {
         producer: service.producer().clone(),
+        receipt_types: receipts_service::receipt_types::open(&config.receipt_types, &shutdown)?,
     };
     service
         .run(
@@ -63,6 +67,7 @@ pub async fn run(
 
 struct Validator {
     producer: EventProducer,
+    receipt_types: Catalog,
 }
 
 impl EventHandler for Validator {
@@ -74,7 +79,7 @@ impl EventHandler for Validator {
         let ReceiptEvent::Submitted(submitted) = event else {
             return Ok(());
         };
-        let outcome = outcome(&submitted);
+        let outcome = outcome(&self.receipt_types.current(), &submitted);
         match &outcome {
             ReceiptEvent::Validated(_) => {
                 tracing::info!(receipt_id = %submitted.meta.receipt_id, "receipt valid")
@@ -95,15 +100,20 @@ impl EventHandler for Validator {
 /// The validation outcome event for a submission. Pure and deterministic: the submission's own
 /// time is the reference for date checks, and the event id derives from the submission's, so
 /// validating the same submission twice yields the very same event.
-pub fn outcome(submitted: &Submitted) -> ReceiptEvent {
-    let result = ReceiptType::lookup(&submitted.receipt_type)
-        .map_err(|e| vec![Reason::new("", "unknown-receipt-type", e.to_string())])
-        .and_then(|t| {
-            receipts_validation::validate(&t, &submitted.document, submitted.meta.occurred_at)
+pub fn outcome(types: &TypeSet, submitted: &Submitted) -> ReceiptEvent {
+    let result = DocumentFormat::from_content_type(&submitted.content_type)
+        .map_err(|e| vec![Reason::new("", "invalid-document", e.to_string())])
+        .and_then(|format| {
+            types.validate(
+                &submitted.receipt_type,
+                format,
+                &submitted.document,
+                submitted.meta.occurred_at,
+            )
         });
     let receipt_type = submitted.receipt_type.clone();
     match result {
-        Ok(receipt) => Validated {
+        Ok(Valid { receipt, .. }) => Validated {
             meta: EventMeta::derived(&submitted.meta, "validated"),
             receipt_type,
             receipt,
@@ -120,7 +130,7 @@ pub fn outcome(submitted: &Submitted) -> ReceiptEvent {
 
 #[cfg(test)]
 mod tests {
-    use receipts_domain::{IdempotencyKey, ReceiptId, TenantId};
+    use receipts_domain::{IdempotencyKey, ReceiptId, ReceiptType, TenantId};
 
     use super::*;
 
@@ -142,7 +152,7 @@ mod tests {
             "retail-receipt/v1",
             receipts_validation::sample::generate(&json, true, 1),
         );
-        let ReceiptEvent::Validated(v) = outcome(&good) else {
+        let ReceiptEvent::Validated(v) = outcome(&TypeSet::builtin(), &good) else {
             panic!("expected validated")
         };
         assert_eq!(v.meta.receipt_id, good.meta.receipt_id);
@@ -152,7 +162,7 @@ mod tests {
             "retail-receipt/v1",
             receipts_validation::sample::generate(&json, false, 1),
         );
-        let ReceiptEvent::Rejected(r) = outcome(&bad) else {
+        let ReceiptEvent::Rejected(r) = outcome(&TypeSet::builtin(), &bad) else {
             panic!("expected rejected")
         };
         assert!(r.reasons.len() >= 2);
@@ -166,12 +176,17 @@ mod tests {
             "retail-receipt/v1",
             receipts_validation::sample::generate(&json, true, 7),
         );
-        assert_eq!(outcome(&s).meta().event_id, outcome(&s).meta().event_id);
+        assert_eq!(
+            outcome(&TypeSet::builtin(), &s).meta().event_id,
+            outcome(&TypeSet::builtin(), &s).meta().event_id
+        );
     }
 
     #[test]
     fn unknown_receipt_types_are_rejected_with_a_reason() {
-        let ReceiptEvent::Rejected(r) = outcome(&submission("nope/v1", b"{}".to_vec())) else {
+        let ReceiptEvent::Rejected(r) =
+            outcome(&TypeSet::builtin(), &submission("nope/v1", b"{}".to_vec()))
+        else {
             panic!("expected rejected")
         };
         assert_eq!(r.reasons[0].code, "unknown-receipt-type");

@@ -57,7 +57,11 @@ pub fn check_dir(dir: &Path) -> Vec<FileError> {
     };
     let (set, mut errors) = TypeSet::load(&root, None);
     if let Some(only) = &only {
-        errors.retain(|e| e.file.starts_with(only) || !e.file.starts_with(&root) || e.file.parent() == Some(root.as_path()));
+        errors.retain(|e| {
+            e.file.starts_with(only)
+                || !e.file.starts_with(&root)
+                || e.file.parent() == Some(root.as_path())
+        });
     }
     for definition in set.iter() {
         if only.as_ref().is_some_and(|o| *o != definition.dir) {
@@ -67,7 +71,10 @@ pub fn check_dir(dir: &Path) -> Vec<FileError> {
         errors.extend(run_examples(&set, definition));
     }
     if set.iter().next().is_none() && errors.is_empty() {
-        errors.push(FileError::whole(dir, "no receipt type found (no <name>/<version>/type.toml)"));
+        errors.push(FileError::whole(
+            dir,
+            "no receipt type found (no <name>/<version>/type.toml)",
+        ));
     }
     errors
 }
@@ -120,7 +127,10 @@ fn run_examples(set: &TypeSet, definition: &TypeDefinition) -> Vec<FileError> {
         let document_path = definition.dir.join("examples").join(&example.file);
         let fail = |message: String| FileError::whole(&document_path, message);
         let Some(format) = format_of(&example.file) else {
-            errors.push(FileError::whole(&path, format!("{}: examples end in .json or .xml", example.file)));
+            errors.push(FileError::whole(
+                &path,
+                format!("{}: examples end in .json or .xml", example.file),
+            ));
             continue;
         };
         formats_seen.insert(format.to_string());
@@ -132,24 +142,43 @@ fn run_examples(set: &TypeSet, definition: &TypeDefinition) -> Vec<FileError> {
                 continue;
             }
         };
-        let found: BTreeSet<Expected> = match set.validate(&definition.id(), format, &bytes, at) {
+        let Some(receipt_type) = definition.id_for(format) else {
+            errors.push(fail(format!(
+                "{} accepts no {format} documents",
+                definition.id()
+            )));
+            continue;
+        };
+        let found: BTreeSet<Expected> = match set.validate(&receipt_type, format, &bytes, at) {
             Ok(_) => BTreeSet::new(),
             Err(reasons) => reasons
                 .into_iter()
-                .map(|r| Expected { rule: r.code, at: r.path })
+                .map(|r| Expected {
+                    rule: r.code,
+                    at: r.path,
+                })
                 .collect(),
         };
         let expected: BTreeSet<Expected> = example.reasons.iter().cloned().collect();
         for missing in expected.difference(&found) {
-            errors.push(fail(format!("expected reason {} at {:?} was not given", missing.rule, missing.at)));
+            errors.push(fail(format!(
+                "expected reason {} at {:?} was not given",
+                missing.rule, missing.at
+            )));
         }
         for extra in found.difference(&expected) {
-            errors.push(fail(format!("unexpected reason {} at {:?}", extra.rule, extra.at)));
+            errors.push(fail(format!(
+                "unexpected reason {} at {:?}",
+                extra.rule, extra.at
+            )));
         }
     }
     for format in &definition.formats {
         if !formats_seen.contains(&format.to_string()) {
-            errors.push(FileError::whole(&path, format!("no example in the {format} format")));
+            errors.push(FileError::whole(
+                &path,
+                format!("no example in the {format} format"),
+            ));
         }
     }
     if !valid_seen {
@@ -200,7 +229,10 @@ fn static_checks(definition: &TypeDefinition) -> Vec<FileError> {
                 .any(|p| *p == pointer || p.starts_with(&format!("{pointer}/")));
             if !covered {
                 let path = definition.dir.join(super::XML_MAPPING);
-                errors.push(FileError::whole(path, format!("no mapping for the required field {pointer}")));
+                errors.push(FileError::whole(
+                    path,
+                    format!("no mapping for the required field {pointer}"),
+                ));
             }
         }
     }
@@ -321,9 +353,16 @@ mod tests {
         let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(schema_has(&schema, &schema, &path(&["seller", "tax_id"])));
         assert!(schema_has(&schema, &schema, &path(&["lines", "0", "net"])));
-        assert!(!schema_has(&schema, &schema, &path(&["lines", "0", "gross"])));
+        assert!(!schema_has(
+            &schema,
+            &schema,
+            &path(&["lines", "0", "gross"])
+        ));
         let mut required = Vec::new();
         required_pointers(&schema, &schema, "", &mut required);
-        assert_eq!(required, ["/seller", "/seller/tax_id", "/lines", "/lines/0/net"]);
+        assert_eq!(
+            required,
+            ["/seller", "/seller/tax_id", "/lines", "/lines/0/net"]
+        );
     }
 }

@@ -137,7 +137,10 @@ pub(crate) fn extension(document: &Value) -> Option<Value> {
                 .collect()
         })
         .unwrap_or_default();
-    if line_extras.iter().any(|l| l.as_object().is_some_and(|o| !o.is_empty())) {
+    if line_extras
+        .iter()
+        .any(|l| l.as_object().is_some_and(|o| !o.is_empty()))
+    {
         extension.insert("lines".into(), Value::Array(line_extras));
     }
     (!extension.is_empty()).then_some(Value::Object(extension))
@@ -173,7 +176,9 @@ mod tests {
         assert!(core.payments.is_empty() && core.buyer.is_none());
         assert_eq!(
             extension(&document),
-            Some(serde_json::json!({"table": "12", "tip": "2.00", "lines": [{"course": "starter"}]}))
+            Some(
+                serde_json::json!({"table": "12", "tip": "2.00", "lines": [{"course": "starter"}]})
+            )
         );
         let missing = serde_json::json!({"currency": "EUR"});
         assert!(super::core(&missing).is_err());

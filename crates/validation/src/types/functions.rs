@@ -64,7 +64,10 @@ fn rates(
     date: &CelString<'_>,
 ) -> Result<CelList<'static>, ExecutionError> {
     let day = parse_day(date.inner()).ok_or_else(|| {
-        error("rates", format!("expected a date or date-time, found {:?}", date.inner()))
+        error(
+            "rates",
+            format!("expected a date or date-time, found {:?}", date.inner()),
+        )
     })?;
     let rates: Vec<Box<dyn Val>> = vat
         .0
@@ -116,7 +119,9 @@ fn error(function: &str, message: impl ToString) -> ExecutionError {
 }
 
 fn decimal(text: &CelString<'_>) -> Result<Dec, ExecutionError> {
-    decimal::parse_plain(text.inner()).map(Dec).map_err(|e| error("decimal", e))
+    decimal::parse_plain(text.inner())
+        .map(Dec)
+        .map_err(|e| error("decimal", e))
 }
 
 fn decimal_string(value: &Dec) -> CelString<'static> {
@@ -146,7 +151,10 @@ fn round(value: &Dec, to: &CelInt) -> Result<Dec, ExecutionError> {
 fn round_by(value: &Dec, to: &CelInt, mode: &CelString<'_>) -> Result<Dec, ExecutionError> {
     let strategy = decimal::rounding(mode.inner()).ok_or_else(|| {
         let modes = decimal::ROUNDING_MODES;
-        error("round", format!("unknown rounding mode {:?}: one of {modes}", mode.inner()))
+        error(
+            "round",
+            format!("unknown rounding mode {:?}: one of {modes}", mode.inner()),
+        )
     })?;
     Ok(Dec(decimal::round(value.0, places("round", to)?, strategy)))
 }
@@ -170,7 +178,10 @@ fn sum<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionErr
     while let Some(item) = items.next() {
         let value = item.downcast_ref::<Dec>().ok_or_else(|| {
             let found = item.get_type().name().to_owned();
-            error("sum", format!("expected a list of decimals, found a {found} in it"))
+            error(
+                "sum",
+                format!("expected a list of decimals, found a {found} in it"),
+            )
         })?;
         total = total
             .checked_add(value.0)
@@ -230,7 +241,12 @@ fn is_date(text: &CelString<'_>) -> CelBool {
 fn date_of(text: &CelString<'_>) -> Result<CelString<'static>, ExecutionError> {
     parse_day(text.inner())
         .map(|d| d.format("%Y-%m-%d").to_string().into())
-        .ok_or_else(|| error("date_of", format!("expected a date or date-time, found {:?}", text.inner())))
+        .ok_or_else(|| {
+            error(
+                "date_of",
+                format!("expected a date or date-time, found {:?}", text.inner()),
+            )
+        })
 }
 
 fn minutes_between(from: &CelString<'_>, to: &CelString<'_>) -> Result<CelInt, ExecutionError> {

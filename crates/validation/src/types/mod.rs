@@ -3,6 +3,7 @@
 //! and examples. A [`TypeSet`] is every type of a directory, compiled once; it validates
 //! documents and answers which types exist. See `docs/receipt-types.md`.
 
+mod catalog;
 mod check;
 mod core;
 mod decimal;
@@ -25,7 +26,8 @@ use receipts_domain::{DocumentFormat, NormalizedReceipt, Reason, ReceiptType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use check::check_dir;
+pub use catalog::{Catalog, ReceiptTypesConfig, Reload};
+pub use check::{ExampleDocument, check_dir};
 pub use files::FileError;
 
 use self::rules::Rule;
@@ -58,6 +60,8 @@ struct Manifest {
     description: String,
     #[serde(default)]
     status: Status,
+    #[serde(default)]
+    deprecated_since: Option<NaiveDate>,
     #[serde(default)]
     sunset: Option<NaiveDate>,
     formats: Vec<DocumentFormat>,
@@ -92,6 +96,9 @@ pub struct TypeDefinition {
     pub version: String,
     pub description: String,
     pub status: Status,
+    /// For a deprecated type: since when (the `Deprecation` header) and until when it is
+    /// accepted (the `Sunset` header).
+    pub deprecated_since: Option<NaiveDate>,
     pub sunset: Option<NaiveDate>,
     pub formats: Vec<DocumentFormat>,
     pub aliases: Vec<Alias>,
@@ -114,6 +121,18 @@ impl TypeDefinition {
     /// `name/version`, as the `Receipt-Type` header names it.
     pub fn id(&self) -> String {
         format!("{}/{}", self.name, self.version)
+    }
+
+    /// The `Receipt-Type` for documents in `format`: the type's own id, or the alias of that
+    /// format.
+    pub fn id_for(&self, format: DocumentFormat) -> Option<String> {
+        if self.formats.contains(&format) {
+            return Some(self.id());
+        }
+        self.aliases
+            .iter()
+            .find(|a| a.format == format)
+            .map(|a| a.name.clone())
     }
 }
 
@@ -167,8 +186,9 @@ impl TypeSet {
             version: "v1".into(),
             description: "Retail receipt (built in)".into(),
             status: Status::Active,
+            deprecated_since: None,
             sunset: None,
-            formats: vec![DocumentFormat::Json, DocumentFormat::Xml],
+            formats: vec![DocumentFormat::Json],
             aliases: vec![Alias {
                 name: receipts_domain::receipt_type::RETAIL_RECEIPT_XML_V1.into(),
                 format: DocumentFormat::Xml,
@@ -217,9 +237,9 @@ impl TypeSet {
                 }
                 Err(type_errors) => {
                     // The previous version of the type in this directory keeps serving.
-                    if let Some(old) = previous.and_then(|p| {
-                        p.types.values().find(|t| t.dir == type_dir).cloned()
-                    }) {
+                    if let Some(old) =
+                        previous.and_then(|p| p.types.values().find(|t| t.dir == type_dir).cloned())
+                    {
                         set.insert(old);
                     }
                     errors.extend(type_errors);
@@ -267,7 +287,10 @@ impl TypeSet {
             Some((id, alias_format)) => (self.types.get(id), vec![*alias_format]),
             None => {
                 let definition = self.types.get(name);
-                (definition, definition.map(|d| d.formats.clone()).unwrap_or_default())
+                (
+                    definition,
+                    definition.map(|d| d.formats.clone()).unwrap_or_default(),
+                )
             }
         };
         let Some(definition) = definition else {
@@ -443,7 +466,10 @@ fn type_dirs(dir: &Path, errors: &mut Vec<FileError>) -> Vec<PathBuf> {
                     .map(|e| e.path())
                     .filter(|p| p.is_dir())
                     // Hidden entries: editors' files and Kubernetes' ConfigMap `..data` links.
-                    .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+                    .filter(|p| {
+                        !p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                    })
                     .collect();
                 dirs.sort();
                 dirs
@@ -474,7 +500,9 @@ fn load_type(dir: &Path) -> Result<TypeDefinition, Vec<FileError>> {
     let mut errors = Vec::new();
     let whole = |message: String| FileError::whole(&manifest_path, message);
     let expected = (
-        dir.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()),
+        dir.parent()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned()),
         dir.file_name().map(|n| n.to_string_lossy().into_owned()),
     );
     if expected != (Some(manifest.name.clone()), Some(manifest.version.clone())) {
@@ -486,8 +514,12 @@ fn load_type(dir: &Path) -> Result<TypeDefinition, Vec<FileError>> {
     if manifest.formats.is_empty() {
         errors.push(whole("formats must name at least one of json, xml".into()));
     }
-    if manifest.status == Status::Deprecated && manifest.sunset.is_none() {
-        errors.push(whole("a deprecated type needs its sunset date".into()));
+    if manifest.status == Status::Deprecated
+        && (manifest.sunset.is_none() || manifest.deprecated_since.is_none())
+    {
+        errors.push(whole(
+            "a deprecated type needs deprecated_since and sunset dates".into(),
+        ));
     }
     let schema_path = dir.join(SCHEMA);
     let schema = read(&schema_path).and_then(|text| {
@@ -552,6 +584,7 @@ fn load_type(dir: &Path) -> Result<TypeDefinition, Vec<FileError>> {
             version: manifest.version,
             description: manifest.description,
             status: manifest.status,
+            deprecated_since: manifest.deprecated_since,
             sunset: manifest.sunset,
             formats: manifest.formats,
             aliases: manifest.aliases,

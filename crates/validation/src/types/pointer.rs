@@ -18,7 +18,9 @@ pub(crate) fn insert(document: &mut Value, pointer: &str, value: Value) {
         if !current.is_object() {
             *current = Value::Object(Map::new());
         }
-        let Value::Object(object) = current else { return };
+        let Value::Object(object) = current else {
+            return;
+        };
         if segments.peek().is_none() {
             object.insert(segment.to_owned(), value);
             return;
@@ -66,7 +68,10 @@ mod tests {
     fn pointers_sort_with_numeric_indices() {
         let mut pointers = vec!["/lines/10/a", "/lines/2/b", "/currency", "/lines/2/a", ""];
         pointers.sort_by_key(|p| sort_key(p));
-        assert_eq!(pointers, ["", "/currency", "/lines/2/a", "/lines/2/b", "/lines/10/a"]);
+        assert_eq!(
+            pointers,
+            ["", "/currency", "/lines/2/a", "/lines/2/b", "/lines/10/a"]
+        );
         assert!(check("/a/b").is_ok());
         assert!(check("a").is_err() && check("/").is_err() && check("/a//b").is_err());
         assert_eq!(child("/x", "a/b"), "/x/a~1b");

@@ -49,7 +49,9 @@ pub(crate) struct Rule {
 
 impl std::fmt::Debug for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rule").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Rule")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,7 +75,10 @@ pub(crate) fn compile(text: &str) -> Result<Vec<Rule>, Vec<FileError>> {
             errors.push(FileError::at(line(spec.id.span()), message));
         }
         if !ids.insert(id.clone()) {
-            errors.push(FileError::at(line(spec.id.span()), format!("rule id {id:?} is used twice")));
+            errors.push(FileError::at(
+                line(spec.id.span()),
+                format!("rule id {id:?} is used twice"),
+            ));
         }
         let mut sources = Vec::new();
         let mut program = |source: &Spanned<String>, what: &str| -> Option<Program> {
@@ -109,12 +114,15 @@ pub(crate) fn compile(text: &str) -> Result<Vec<Rule>, Vec<FileError>> {
                     }
                 }
             }
-            Err(e) => errors.push(FileError::at(line(spec.message.span()), format!("rule {id:?}: {e}"))),
+            Err(e) => errors.push(FileError::at(
+                line(spec.message.span()),
+                format!("rule {id:?}: {e}"),
+            )),
         }
         let pointer = spec.pointer.get_ref().clone();
         let for_each = spec.for_each.as_ref().map(|f| f.get_ref().clone());
-        let pointer_ok = pointer.is_empty()
-            || super::pointer::check(&pointer.replace("{index}", "0")).is_ok();
+        let pointer_ok =
+            pointer.is_empty() || super::pointer::check(&pointer.replace("{index}", "0")).is_ok();
         if !pointer_ok {
             let message = format!("rule {id:?}: pointer {pointer:?} is not a JSON pointer");
             errors.push(FileError::at(line(spec.pointer.span()), message));
@@ -126,7 +134,10 @@ pub(crate) fn compile(text: &str) -> Result<Vec<Rule>, Vec<FileError>> {
         if let Some(f) = &spec.for_each
             && super::pointer::check(f.get_ref()).is_err()
         {
-            let message = format!("rule {id:?}: for_each {:?} is not a JSON pointer", f.get_ref());
+            let message = format!(
+                "rule {id:?}: for_each {:?} is not a JSON pointer",
+                f.get_ref()
+            );
             errors.push(FileError::at(line(f.span()), message));
         }
         if let (Some(expr), Some(when)) = (expr, when) {
@@ -141,7 +152,11 @@ pub(crate) fn compile(text: &str) -> Result<Vec<Rule>, Vec<FileError>> {
             });
         }
     }
-    if errors.is_empty() { Ok(rules) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(rules)
+    } else {
+        Err(errors)
+    }
 }
 
 fn is_rule_id(id: &str) -> bool {
@@ -202,7 +217,9 @@ pub(crate) fn run(rules: &[Rule], input: &Input<'_>) -> Vec<Reason> {
                     continue;
                 };
                 for (index, item) in items.iter().enumerate() {
-                    let Ok(item) = cel::to_value(item) else { continue };
+                    let Ok(item) = cel::to_value(item) else {
+                        continue;
+                    };
                     let mut scope = context.new_inner_scope();
                     scope.add_variable_from_value("item", item);
                     scope.add_variable_from_value("index", index as i64);
@@ -234,7 +251,13 @@ fn evaluate(
         Some(when) => outcome(when),
         None => Ok(true),
     };
-    match applies.and_then(|applies| if applies { outcome(&rule.expr) } else { Ok(true) }) {
+    match applies.and_then(|applies| {
+        if applies {
+            outcome(&rule.expr)
+        } else {
+            Ok(true)
+        }
+    }) {
         Ok(true) => {}
         Ok(false) => reasons.push(Reason::new(pointer, rule.id.clone(), render(rule, context))),
         Err(_) if input.schema_failed => {}
@@ -359,8 +382,20 @@ mod tests {
             serde_json::json!({"total": "10", "tip": "6", "seller": "DE1", "issued_at": "2026-11-14T10:06:00+01:00", "currency": "XXX"}),
         );
         let codes: Vec<&str> = found.iter().map(|(_, c, _)| c.as_str()).collect();
-        assert_eq!(codes, ["tip-too-high", "seller-tax-id", "issued-in-future", "currency-scale"]);
-        assert!(found[3].2.starts_with("could not be checked"), "{:?}", found[3]);
+        assert_eq!(
+            codes,
+            [
+                "tip-too-high",
+                "seller-tax-id",
+                "issued-in-future",
+                "currency-scale"
+            ]
+        );
+        assert!(
+            found[3].2.starts_with("could not be checked"),
+            "{:?}",
+            found[3]
+        );
         assert_eq!(found[0].2, "tip 6 is more than half of 10");
     }
 

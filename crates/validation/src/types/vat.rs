@@ -93,8 +93,14 @@ mod tests {
         )
         .expect("table");
         let text = |rates: Vec<Decimal>| rates.iter().map(|r| r.to_string()).collect::<Vec<_>>();
-        assert_eq!(text(table.rates("FI", day("2025-12-31"))), ["25.5", "14", "10", "0"]);
-        assert_eq!(text(table.rates("FI", day("2026-01-01"))), ["25.5", "13.5", "10", "0"]);
+        assert_eq!(
+            text(table.rates("FI", day("2025-12-31"))),
+            ["25.5", "14", "10", "0"]
+        );
+        assert_eq!(
+            text(table.rates("FI", day("2026-01-01"))),
+            ["25.5", "13.5", "10", "0"]
+        );
         assert!(table.rates("FI", day("2024-08-31")).is_empty());
         assert!(table.rates("DE", day("2026-01-01")).is_empty());
     }

@@ -138,7 +138,9 @@ impl Mapping {
             pointer::check(pointer).map_err(|e| format!("array {pointer:?}: {e}"))?;
             let array_steps = steps(&spec.path).map_err(|e| format!("array {pointer:?}: {e}"))?;
             if !matches!(array_steps.last(), Some(Step::Element(..))) {
-                return Err(format!("array {pointer:?}: its path must end in an element"));
+                return Err(format!(
+                    "array {pointer:?}: its path must end in an element"
+                ));
             }
             arrays.push(Array {
                 pointer: pointer.clone(),
@@ -221,7 +223,9 @@ impl Mapping {
             for (index, item) in items.iter().enumerate() {
                 let item_pointer = format!("{base}/{index}");
                 let item_path = state.xpath(*item);
-                state.sources.insert(item_pointer.clone(), item_path.clone());
+                state
+                    .sources
+                    .insert(item_pointer.clone(), item_path.clone());
                 let mut object = Value::Object(Map::new());
                 std::mem::swap(&mut state.document, &mut object);
                 for field in &array.fields {
@@ -361,7 +365,9 @@ impl State<'_> {
 }
 
 fn matches(node: Node<'_, '_>, ns: &Option<String>, name: &str) -> bool {
-    node.is_element() && node.tag_name().name() == name && node.tag_name().namespace() == ns.as_deref()
+    node.is_element()
+        && node.tag_name().name() == name
+        && node.tag_name().namespace() == ns.as_deref()
 }
 
 /// The elements `steps` (elements only) select from `context`, in document order.
@@ -483,26 +489,46 @@ mod tests {
             serde_json::json!({"number": "7", "seller": {"tax_id": "DE1"}, "covers": 4,
                 "payments": [{"method": "card", "amount": "1.00"}, {"method": "cash", "amount": "2.00"}]})
         );
-        assert_eq!(mapped.sources["/payments/1/method"], "/r:Receipt/r:Payments/r:Payment[2]/@method");
-        assert_eq!(mapped.sources["/seller/tax_id"], "/r:Receipt/r:Seller/r:TaxId");
+        assert_eq!(
+            mapped.sources["/payments/1/method"],
+            "/r:Receipt/r:Payments/r:Payment[2]/@method"
+        );
+        assert_eq!(
+            mapped.sources["/seller/tax_id"],
+            "/r:Receipt/r:Seller/r:TaxId"
+        );
     }
 
     #[test]
     fn absent_duplicate_and_unknown_elements() {
         let xml = r#"<Receipt xmlns="urn:example"><Number>7</Number><Number>8</Number><Extra/></Receipt>"#;
         let (mapped, reasons) = mapping(MAPPING).map(xml.as_bytes()).expect("mapped");
-        assert_eq!(mapped.sources["/seller/tax_id"], "/r:Receipt/r:Seller/r:TaxId");
-        let found: Vec<(&str, &str)> = reasons.iter().map(|r| (r.path.as_str(), r.code.as_str())).collect();
+        assert_eq!(
+            mapped.sources["/seller/tax_id"],
+            "/r:Receipt/r:Seller/r:TaxId"
+        );
+        let found: Vec<(&str, &str)> = reasons
+            .iter()
+            .map(|r| (r.path.as_str(), r.code.as_str()))
+            .collect();
         assert_eq!(
             found,
-            [("/r:Receipt/r:Number[2]", "duplicate"), ("/r:Receipt/r:Extra", "unknown-field")]
+            [
+                ("/r:Receipt/r:Number[2]", "duplicate"),
+                ("/r:Receipt/r:Extra", "unknown-field")
+            ]
         );
     }
 
     #[test]
     fn unreadable_documents() {
         let m = mapping(MAPPING);
-        for bad in [&b"<Other xmlns=\"urn:example\"/>"[..], b"<Receipt", b"\xff", b"<!DOCTYPE x><x/>"] {
+        for bad in [
+            &b"<Other xmlns=\"urn:example\"/>"[..],
+            b"<Receipt",
+            b"\xff",
+            b"<!DOCTYPE x><x/>",
+        ] {
             let reasons = m.map(bad).expect_err("unreadable");
             assert_eq!(reasons[0].code, "invalid-document");
         }

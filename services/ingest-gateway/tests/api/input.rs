@@ -140,7 +140,7 @@ async fn bad_input_gets_a_precise_4xx_and_changes_nothing() {
             Some("retail-receipt/v99"),
             Some("bad-13"),
             valid_json.clone(),
-            422,
+            400,
             "unknown-receipt-type",
         ),
         (

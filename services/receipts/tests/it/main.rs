@@ -7,6 +7,7 @@ mod embedded;
 mod examples;
 mod helpers;
 mod metrics;
+mod receipt_types;
 mod registrations;
 mod traces;
 mod tracing_context;
