@@ -33,6 +33,10 @@ pub fn event_to_value(event: &ReceiptEvent) -> Value {
         ReceiptEvent::Validated(e) => {
             fields.push(("receipt_type", string(&e.receipt_type)));
             fields.push(("receipt", receipt_value(&e.receipt)));
+            fields.push((
+                "extension",
+                optional(e.extension.as_ref().map(|x| string(&x.to_string()))),
+            ));
         }
         ReceiptEvent::Rejected(e) => {
             fields.push(("receipt_type", string(&e.receipt_type)));
@@ -116,6 +120,11 @@ pub fn event_from_value(kind: EventKind, value: Value) -> Result<ReceiptEvent, D
         EventKind::Validated => ReceiptEvent::Validated(Validated {
             receipt_type: fields.str("receipt_type")?.to_owned(),
             receipt: receipt_from(fields.record("receipt")?)?,
+            extension: fields
+                .optional_str("extension")?
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(malformed("extension"))?,
             meta,
         }),
         EventKind::Rejected => ReceiptEvent::Rejected(Rejected {
@@ -642,12 +651,14 @@ mod tests {
                 meta: meta(),
                 receipt_type: "retail-receipt/v1".into(),
                 receipt: normalized(true),
+                extension: Some(serde_json::json!({"table": "12", "lines": [{"course": "main"}]})),
             }
             .into(),
             Validated {
                 meta: meta(),
                 receipt_type: "retail-receipt/v1".into(),
                 receipt: normalized(false),
+                extension: None,
             }
             .into(),
             Rejected {

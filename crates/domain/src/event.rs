@@ -116,7 +116,11 @@ pub struct Submitted {
 pub struct Validated {
     pub meta: EventMeta,
     pub receipt_type: String,
+    /// The typed core every receipt type maps to.
     pub receipt: NormalizedReceipt,
+    /// The type-specific fields outside the core (a JSON object), if the type has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<serde_json::Value>,
 }
 
 /// The validator refused the document, with every reason it found.

@@ -373,7 +373,7 @@ mod tests {
             ),
             (
                 ApiError::UnknownReceiptType("x".into()),
-                S::UNPROCESSABLE_ENTITY,
+                S::BAD_REQUEST,
             ),
         ];
         for (error, status) in cases {

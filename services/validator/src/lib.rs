@@ -113,10 +113,11 @@ pub fn outcome(types: &TypeSet, submitted: &Submitted) -> ReceiptEvent {
         });
     let receipt_type = submitted.receipt_type.clone();
     match result {
-        Ok(Valid { receipt, .. }) => Validated {
+        Ok(Valid { receipt, extension }) => Validated {
             meta: EventMeta::derived(&submitted.meta, "validated"),
             receipt_type,
             receipt,
+            extension,
         }
         .into(),
         Err(reasons) => Rejected {

@@ -76,6 +76,7 @@ impl Fixture {
             meta: self.meta(1),
             receipt_type: "retail-receipt/v1".into(),
             receipt: sample_receipt(),
+            extension: None,
         }
         .into()
     }

@@ -91,3 +91,39 @@ async fn enum_evolution() {
     );
     app.stop().await;
 }
+
+/// The validated event's schema as shipped evolves compatibly from its first version (the
+/// receipt-type extension is an optional field with a default): a registry holding the old
+/// version accepts the new one, so consumers of the topic keep working through the upgrade.
+#[tokio::test]
+async fn the_shipped_validated_schema_is_backward_compatible_with_its_first_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn_app(&dir.path().join("sr.json")).await;
+    let subject = "receipts.validated-value";
+    let first = include_str!("fixtures/receipt-validated-1.avsc");
+    let current = include_str!("../../../../proto-schemas/receipt-validated.avsc");
+    assert_ne!(first, current, "the schema changed since its first version");
+    let id1 = app.register(subject, first).await;
+    let id2 = app.register(subject, current).await;
+    assert_ne!(id1, id2);
+    let path = format!("/subjects/{subject}/versions");
+    assert_eq!(app.get(&path).await, (200, json!([1, 2])));
+    // Dropping the extension's default would not be: the check is real.
+    let no_default = current.replace(
+        r#""type": ["null", "string"], "default": null"#,
+        r#""type": ["null", "string"]"#,
+    );
+    assert_ne!(no_default, current);
+    let other = "receipts.validated-copy-value";
+    app.register(other, first).await;
+    assert_error(
+        app.post(
+            &format!("/subjects/{other}/versions"),
+            &json!({ "schema": no_default }),
+        )
+        .await,
+        409,
+        409,
+    );
+    app.stop().await;
+}

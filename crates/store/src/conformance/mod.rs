@@ -152,6 +152,7 @@ impl ReceiptFixture {
             meta: self.meta(TimeDelta::seconds(1)),
             receipt_type: "retail-receipt/v1".into(),
             receipt: sample_receipt(),
+            extension: None,
         }
         .into()
     }

@@ -61,6 +61,12 @@ request_timeout = {{ .Values.store.scylla.requestTimeout | toJson }}
 scan_timeout = {{ .Values.store.scylla.scanTimeout | toJson }}
 {{- end -}}
 
+{{- define "receipts.toml.receiptTypes" -}}
+[receipt_types]
+dir = "/etc/receipts/receipt-types"
+reload_interval = {{ .Values.receiptTypes.reloadInterval | toJson }}
+{{- end }}
+
 {{- define "receipts.toml.telemetry" -}}
 [telemetry]
 log_format = "json"
@@ -140,7 +146,11 @@ tolerance = {{ $registry.callbackTolerance | toJson }}
 {{ include "receipts.toml.webhooks" $root }}
 
 {{ include "receipts.toml.store" $root }}
+
+{{ include "receipts.toml.receiptTypes" $root }}
 {{- else if eq $binary "validator" }}
+
+{{ include "receipts.toml.receiptTypes" $root }}
 {{- else if or (eq $binary "tax-registrar") (eq $binary "logistics-registrar") }}
 
 [registry]

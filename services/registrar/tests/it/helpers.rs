@@ -188,6 +188,7 @@ pub fn validated(seed: u64) -> Validated {
         meta: EventMeta::new(ReceiptId::new(), tenant()),
         receipt_type: "retail-receipt/v1".into(),
         receipt,
+        extension: None,
     }
 }
 

@@ -107,6 +107,7 @@ async fn kill_9_mid_flight_then_restart_registers_everything_exactly_once() {
             meta: EventMeta::new(ReceiptId::new(), tenant.clone()),
             receipt_type: receipt_type.name().to_owned(),
             receipt,
+            extension: None,
         }
         .into();
         ids.insert(event.meta().receipt_id.to_string());
