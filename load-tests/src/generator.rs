@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use receipts_domain::{DocumentFormat, ReceiptType};
+use receipts_domain::DocumentFormat;
+use receipts_validation::types::TypeSet;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use url::Url;
@@ -39,6 +40,8 @@ pub struct Options {
     pub platform_pid: Option<u32>,
     /// The platform's Prometheus metrics, whose consumer lag is sampled every second.
     pub metrics_url: Option<Url>,
+    /// The receipt types documents are drawn from (every type and format in turn).
+    pub types: Arc<TypeSet>,
     /// Measure the 202s only: no waiting for terminal statuses, no registry check (the
     /// `ingest` comparison, and targets that have no pipeline behind them).
     pub acknowledgements_only: bool,
@@ -179,22 +182,28 @@ pub async fn run(
     let progress = progress_line(options.progress, arrivals.len() as u64);
     let ticker = spawn_progress(progress.clone(), Arc::clone(&shared));
 
-    let types = ReceiptType::builtin();
+    let kinds = options.types.submission_kinds();
+    anyhow::ensure!(!kinds.is_empty(), "no receipt type to send");
     let submit_url = options.base.join("v1/receipts")?;
     let tenants = Arc::new(tenants);
     let mut senders = JoinSet::new();
     for (n, offset) in arrivals.iter().enumerate() {
         let intended = start + *offset;
         tokio::time::sleep_until(intended.into()).await;
-        let receipt_type = &types[n % types.len()];
-        let document = Document {
-            body: receipts_validation::sample::generate(
+        let (receipt_type, format) = &kinds[n % kinds.len()];
+        let body = options
+            .types
+            .sample(
                 receipt_type,
+                *format,
                 true,
                 options.seed.wrapping_add(n as u64),
-            ),
-            receipt_type: receipt_type.name().to_owned(),
-            content_type: match receipt_type.format() {
+            )
+            .ok_or_else(|| anyhow::anyhow!("{receipt_type} has no valid {format} sample"))?;
+        let document = Document {
+            body,
+            receipt_type: receipt_type.clone(),
+            content_type: match format {
                 DocumentFormat::Json => "application/json",
                 DocumentFormat::Xml => "application/xml",
             },

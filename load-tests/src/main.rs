@@ -2,7 +2,10 @@
 //! progress line, prints the figures and writes them as JSON under `load-tests/results/`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use receipts_validation::types::TypeSet;
 
 use clap::{Parser, ValueEnum};
 use load_tests::generator::{self, Options};
@@ -85,6 +88,10 @@ struct Cli {
         "logistics=http://127.0.0.1:8092/".to_owned(),
     ])]
     mocks: Vec<String>,
+    /// The receipt types directory the documents are drawn from (every type and format in
+    /// turn); without it, the built-in retail type.
+    #[arg(long, default_value = "receipt-types")]
+    receipt_types: PathBuf,
     /// Where the JSON summary goes.
     #[arg(long, default_value = "load-tests/results")]
     out: PathBuf,
@@ -173,6 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         progress: !cli.quiet,
         platform_pid: cli.pid,
         metrics_url: Some(metrics_url),
+        types: Arc::new(receipt_types(&cli.receipt_types)),
         acknowledgements_only: false,
     };
     if cli.scenario == Scenario::Ingest {
@@ -369,6 +377,19 @@ fn report(cli: &Cli, summary: &Summary) -> anyhow::Result<()> {
     let report = load_tests::report::write(summary, &file)?;
     println!("report: {}", report.display());
     Ok(())
+}
+
+/// The types in `dir` (the platform's, by default the repository's `receipt-types/`), or the
+/// built-in ones when there is no such directory.
+fn receipt_types(dir: &std::path::Path) -> TypeSet {
+    if !dir.is_dir() {
+        return TypeSet::builtin();
+    }
+    let (types, errors) = TypeSet::load(dir, None);
+    for error in errors {
+        eprintln!("receipt type left out: {error}");
+    }
+    types
 }
 
 /// A seed that differs from run to run (documents and idempotency keys are unique per run).

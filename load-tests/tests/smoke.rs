@@ -1,6 +1,7 @@
 //! The generator against the whole platform in this process, for a few seconds at a low rate:
 //! every receipt is acknowledged, heard of through a signed webhook (or polled), accepted, and
-//! registered exactly once with each registry. Correctness only: no speed is asserted.
+//! registered exactly once with each registry, whatever its receipt type. Correctness only: no
+//! speed is asserted.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use load_tests::receiver::Receiver;
 use load_tests::schedule::Schedule;
 use receipts::{Platform, PlatformConfig};
 use receipts_testkit::TestEnv;
+use receipts_validation::types::TypeSet;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -24,6 +26,11 @@ async fn a_short_run_loses_nothing_and_registers_each_receipt_once() {
     config.gateway.listen = "127.0.0.1:0".parse().expect("addr");
     config.mocks.tax.listen = "127.0.0.1:0".parse().expect("addr");
     config.mocks.logistics.listen = "127.0.0.1:0".parse().expect("addr");
+    // Every shipped receipt type, in every format, takes turns.
+    let types_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../receipt-types");
+    config.receipt_types.dir = Some(types_dir.clone());
+    let (types, errors) = TypeSet::load(&types_dir, None);
+    assert!(errors.is_empty(), "{errors:?}");
     let platform = Platform::start(config).await.expect("platform starts");
     let base = Url::parse(&format!("http://{}/", platform.gateway_addr)).expect("url");
     let mocks = platform
@@ -55,6 +62,7 @@ async fn a_short_run_loses_nothing_and_registers_each_receipt_once() {
             progress: false,
             platform_pid: Some(std::process::id()),
             metrics_url: Some(metrics),
+            types: std::sync::Arc::new(types),
             acknowledgements_only: false,
         },
         tenants,

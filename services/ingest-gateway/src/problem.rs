@@ -371,10 +371,7 @@ mod tests {
                 ApiError::Document(DocumentError::XmlDtdForbidden),
                 S::BAD_REQUEST,
             ),
-            (
-                ApiError::UnknownReceiptType("x".into()),
-                S::BAD_REQUEST,
-            ),
+            (ApiError::UnknownReceiptType("x".into()), S::BAD_REQUEST),
         ];
         for (error, status) in cases {
             assert_eq!(error.classify().0, status, "{error:?}");

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use receipts::{Platform, PlatformConfig};
 use receipts::{clients, list, setup};
 use receipts_domain::event::now_millis;
-use receipts_domain::{ClientId, ReceiptType, Scope, TenantId};
+use receipts_domain::{ClientId, DocumentFormat, Scope, TenantId};
 use receipts_runtime::{load_config, shutdown_on_signal, telemetry};
 use receipts_store::Stores;
 
@@ -57,11 +57,16 @@ enum Command {
     /// Check and list receipt type directories.
     #[command(subcommand)]
     Types(TypesCommand),
-    /// Print one fresh receipt document of a built-in type to stdout.
+    /// Print one fresh receipt document of any loaded receipt type to stdout (the built-in retail
+    /// type is generated; a configured type's comes from its examples, with a fresh receipt
+    /// number).
     Sample {
-        /// The receipt type, e.g. retail-receipt/v1 or retail-receipt-xml/v1.
+        /// The receipt type, e.g. retail-receipt/v1, retail-receipt-xml/v1, restaurant-bill/v1.
         #[arg(long = "type")]
         receipt_type: String,
+        /// json or xml (default: the type's first format).
+        #[arg(long)]
+        format: Option<String>,
         /// Make it invalid (at least two distinct errors).
         #[arg(long)]
         invalid: bool,
@@ -171,9 +176,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Probe { url, timeout } => probe(url, timeout).await,
         Command::Sample {
             receipt_type,
+            format,
             invalid,
             seed,
-        } => sample(&receipt_type, invalid, seed),
+        } => sample(&config, &receipt_type, format.as_deref(), invalid, seed),
         Command::Types(command) => types_command(command),
     }
 }
@@ -294,11 +300,37 @@ fn types_command(command: TypesCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sample(receipt_type: &str, invalid: bool, seed: Option<u64>) -> anyhow::Result<()> {
+fn sample(
+    config: &PlatformConfig,
+    receipt_type: &str,
+    format: Option<&str>,
+    invalid: bool,
+    seed: Option<u64>,
+) -> anyhow::Result<()> {
     use std::io::Write;
-    let receipt_type = ReceiptType::lookup(receipt_type)?;
+    let types = receipts_validation::types::Catalog::open(&config.receipt_types())?.current();
+    let kinds = types.submission_kinds();
+    let format = match format {
+        Some("json") => DocumentFormat::Json,
+        Some("xml") => DocumentFormat::Xml,
+        Some(other) => anyhow::bail!("--format is json or xml, not {other:?}"),
+        None => kinds
+            .iter()
+            .find(|(name, _)| name == receipt_type)
+            .map(|(_, format)| *format)
+            .ok_or_else(|| {
+                let mut known: Vec<&str> = kinds.iter().map(|(name, _)| name.as_str()).collect();
+                known.dedup();
+                anyhow::anyhow!(
+                    "unknown receipt type {receipt_type:?}; known: {}",
+                    known.join(", ")
+                )
+            })?,
+    };
     let seed = seed.unwrap_or_else(rand::random);
-    let document = receipts_validation::sample::generate(&receipt_type, !invalid, seed);
+    let document = types
+        .sample(receipt_type, format, !invalid, seed)
+        .ok_or_else(|| anyhow::anyhow!("{receipt_type} has no {format} sample of that kind"))?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(&document)?;
     stdout.write_all(b"\n")?;

@@ -37,7 +37,7 @@ pub struct Catalog {
     current: Arc<RwLock<Arc<TypeSet>>>,
     dir: Option<PathBuf>,
     /// The directory's state when last loaded.
-    seen: Arc<Mutex<Vec<(PathBuf, u64, Option<SystemTime>)>>>,
+    seen: Arc<Mutex<Snapshot>>,
 }
 
 /// What a reload did.
@@ -125,8 +125,11 @@ impl Catalog {
     }
 }
 
-/// Every file under `dir` with its size and modification time, sorted.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+/// Every file of a directory with its size and modification time, sorted.
+type Snapshot = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+/// The [`Snapshot`] of `dir`.
+fn snapshot(dir: &Path) -> Snapshot {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(current) = pending.pop() {

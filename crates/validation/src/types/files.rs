@@ -59,3 +59,5 @@ impl fmt::Display for FileError {
         }
     }
 }
+
+impl std::error::Error for FileError {}

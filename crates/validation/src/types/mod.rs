@@ -11,6 +11,7 @@ mod files;
 mod functions;
 mod pointer;
 mod rules;
+mod sample;
 mod schema;
 mod vat;
 mod xml_map;
@@ -82,7 +83,7 @@ pub struct Alias {
 
 enum Engine {
     Configured {
-        validator: jsonschema::Validator,
+        validator: Box<jsonschema::Validator>,
         rules: Vec<Rule>,
         mapping: Option<Mapping>,
     },
@@ -570,7 +571,7 @@ fn load_type(dir: &Path) -> Result<TypeDefinition, Vec<FileError>> {
             };
             match (validator, rules, mapping) {
                 (Some(validator), Some(rules), Some(mapping)) => Some(Engine::Configured {
-                    validator,
+                    validator: Box::new(validator),
                     rules,
                     mapping,
                 }),

@@ -246,6 +246,23 @@ impl Mapping {
         Ok((Mapped { document, sources }, reasons))
     }
 
+    /// The byte range of the text of the top-level field `pointer` in `text` (for samples that
+    /// replace a value and keep the rest of the document as written).
+    pub fn text_range(&self, text: &str, pointer: &str) -> Option<std::ops::Range<usize>> {
+        let xml = parse_xml(text).ok()?;
+        let field = self.fields.iter().find(|f| f.pointer == pointer)?;
+        let (node, _) = select_values(xml.root_element(), &field.steps)
+            .into_iter()
+            .next()?;
+        match field.steps.last() {
+            Some(Step::Attribute(ns, name)) => node
+                .attributes()
+                .find(|a| a.name() == name && a.namespace() == ns.as_deref())
+                .map(|a| a.range_value()),
+            _ => node.children().find(|c| c.is_text()).map(|t| t.range()),
+        }
+    }
+
     /// The XPath step of an element: its mapping prefix (none for unmapped namespaces).
     fn step_name(&self, node: Node<'_, '_>) -> String {
         let name = node.tag_name().name();

@@ -228,6 +228,54 @@ async fn a_type_added_to_a_running_platform_serves_and_a_broken_one_is_refused()
         .expect("submit");
     assert_eq!(response.status(), 400, "a refused type is not accepted");
 
+    // A deprecated version still works, and says until when.
+    let old = types.path().join("parking-ticket/v0");
+    write_type(&old, RULES);
+    let deprecated = MANIFEST.replace("\"v1\"", "\"v0\"")
+        + "status = \"deprecated\"\ndeprecated_since = \"2026-06-01\"\nsunset = \"2027-06-30\"\n";
+    std::fs::write(old.join("type.toml"), deprecated).expect("manifest");
+    let response = eventually("the deprecated version is loaded", WAIT, || async {
+        let response = platform
+            .http
+            .post(format!("{}/v1/receipts", platform.base))
+            .bearer_auth(&platform.key)
+            .header("Content-Type", "application/json")
+            .header("Receipt-Type", "parking-ticket/v0")
+            .header("Idempotency-Key", "deprecated")
+            .body(ticket("P-5", "A"))
+            .send()
+            .await
+            .ok()?;
+        (response.status() == 202).then_some(response)
+    })
+    .await;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(header("deprecation").as_deref(), Some("@1780272000"));
+    assert_eq!(
+        header("sunset").as_deref(),
+        Some("Wed, 30 Jun 2027 00:00:00 GMT")
+    );
+    let id = accepted_id(response).await;
+    let receipt = wait_for_status(
+        &platform.http,
+        &platform.base,
+        &platform.key,
+        &id,
+        &["ACCEPTED", "REJECTED", "FAILED"],
+    )
+    .await;
+    assert_eq!(receipt["status"], "ACCEPTED", "{receipt}");
+    assert_eq!(
+        receipt["receipt_type"], "parking-ticket/v0",
+        "recorded with its exact version"
+    );
+
     // The type's own schema is served.
     let detail: serde_json::Value = platform
         .http
@@ -243,5 +291,71 @@ async fn a_type_added_to_a_running_platform_serves_and_a_broken_one_is_refused()
         .await
         .expect("json");
     assert_eq!(detail["schema"]["required"][4], "zone", "{detail}");
+    platform.stop().await;
+}
+
+/// Every shipped type, in every format it accepts, end to end: a valid sample ends ACCEPTED
+/// (validated, registered with both registries), an invalid one REJECTED with the reasons its
+/// rules give; the typed core is what the registries and the status see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shipped_type_goes_end_to_end() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../receipt-types");
+    let (types, errors) = receipts_validation::types::TypeSet::load(&dir, None);
+    assert!(errors.is_empty(), "{errors:?}");
+    let platform = RunningPlatform::start_with(|config| {
+        config.receipt_types.dir = Some(dir.clone());
+    })
+    .await;
+    let mut submitted = Vec::new();
+    for (n, (receipt_type, format)) in types.submission_kinds().into_iter().enumerate() {
+        for valid in [true, false] {
+            let body = types
+                .sample(&receipt_type, format, valid, n as u64)
+                .expect("sample");
+            let id = submit(
+                &platform.http,
+                &platform.base,
+                &platform.key,
+                format.media_type(),
+                &receipt_type,
+                &format!("{receipt_type}-{format}-{valid}"),
+                body,
+            )
+            .await;
+            submitted.push((receipt_type.clone(), format, valid, id));
+        }
+    }
+    assert!(submitted.len() >= 10, "{submitted:?}");
+    for (receipt_type, format, valid, id) in submitted {
+        let receipt = wait_for_status(
+            &platform.http,
+            &platform.base,
+            &platform.key,
+            &id,
+            &["ACCEPTED", "REJECTED", "FAILED"],
+        )
+        .await;
+        let what = format!("{receipt_type} {format} valid={valid}: {receipt}");
+        assert_eq!(receipt["receipt_type"], receipt_type.as_str(), "{what}");
+        if valid {
+            assert_eq!(receipt["status"], "ACCEPTED", "{what}");
+            assert!(receipt["receipt"]["seller"]["tax_id"].is_string(), "{what}");
+            assert_eq!(
+                receipt["registrations"].as_array().map(Vec::len),
+                Some(2),
+                "{what}"
+            );
+        } else {
+            assert_eq!(receipt["status"], "REJECTED", "{what}");
+            let reasons = receipt["reasons"].as_array().expect("reasons");
+            assert!(!reasons.is_empty(), "{what}");
+            for reason in reasons {
+                assert!(
+                    reason["code"].is_string() && reason["path"].is_string(),
+                    "{what}"
+                );
+            }
+        }
+    }
     platform.stop().await;
 }
