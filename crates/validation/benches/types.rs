@@ -35,7 +35,15 @@ fn main() {
         "{:<26} {:<5} {:>16} {:>16}",
         "receipt type", "fmt", "valid/s/core", "invalid/s/core"
     );
+    // `cargo bench ... -- restaurant`: only the types whose name contains an argument.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     for (receipt_type, format) in types.submission_kinds() {
+        if !filters.is_empty() && !filters.iter().any(|f| receipt_type.contains(f.as_str())) {
+            continue;
+        }
         let valid = types.sample(&receipt_type, format, true, 1);
         let invalid = types.sample(&receipt_type, format, false, 1);
         let (Some(valid), Some(invalid)) = (valid, invalid) else {

@@ -44,6 +44,8 @@ pub struct ExampleDocument {
     pub path: PathBuf,
     pub format: DocumentFormat,
     pub valid: bool,
+    /// The submission time the examples are written for.
+    pub submitted_at: Option<DateTime<Utc>>,
 }
 
 /// Checks `dir`: a types directory, or one `<name>/<version>` directory in it. Returns every
@@ -93,6 +95,7 @@ impl TypeDefinition {
                     path: base.join(&e.file),
                     format: format_of(&e.file)?,
                     valid: e.reasons.is_empty(),
+                    submitted_at: file.submitted_at,
                 })
             })
             .collect()

@@ -107,41 +107,66 @@ pub(crate) fn core(document: &Value) -> Result<NormalizedReceipt, String> {
     })
 }
 
-/// Everything of `document` outside the core: top-level fields, and the extra fields of each
-/// line (under `lines`, one object per line, only when some line has any). `None` when empty.
+/// The core's shape: for each core field, the fields of its objects (or of its array's items).
+const PARTY: &[&str] = &["tax_id", "name"];
+const TOTALS: &[&str] = &["net_amount", "vat_amount", "gross_amount"];
+const PAYMENT: &[&str] = &["method", "amount"];
+
+fn core_shape(field: &str) -> Option<&'static [&'static str]> {
+    match field {
+        "seller" | "buyer" => Some(PARTY),
+        "totals" => Some(TOTALS),
+        "lines" => Some(LINE_FIELDS),
+        "payments" => Some(PAYMENT),
+        _ => None,
+    }
+}
+
+/// Everything of `document` outside the core, in the document's shape: top-level fields, and
+/// under a core field the type's own fields of that object (or of each item of that array,
+/// one object per item, only when some item has any). `None` when there is nothing.
 pub(crate) fn extension(document: &Value) -> Option<Value> {
     let object = document.as_object()?;
-    let mut extension: Map<String, Value> = object
-        .iter()
-        .filter(|(name, _)| !CORE_FIELDS.contains(&name.as_str()))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
-    let line_extras: Vec<Value> = object
-        .get("lines")
-        .and_then(Value::as_array)
-        .map(|lines| {
-            lines
-                .iter()
-                .map(|line| {
-                    let extras: Map<String, Value> = line
-                        .as_object()
-                        .map(|l| {
-                            l.iter()
-                                .filter(|(n, _)| !LINE_FIELDS.contains(&n.as_str()))
-                                .map(|(n, v)| (n.clone(), v.clone()))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    Value::Object(extras)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if line_extras
-        .iter()
-        .any(|l| l.as_object().is_some_and(|o| !o.is_empty()))
-    {
-        extension.insert("lines".into(), Value::Array(line_extras));
+    let extra = |value: &Value, known: &[&str]| -> Map<String, Value> {
+        value
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(name, _)| !known.contains(&name.as_str()))
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut extension = Map::new();
+    for (name, value) in object {
+        if !CORE_FIELDS.contains(&name.as_str()) {
+            extension.insert(name.clone(), value.clone());
+            continue;
+        }
+        let Some(known) = core_shape(name) else {
+            continue;
+        };
+        match value {
+            Value::Array(items) => {
+                let extras: Vec<Value> = items
+                    .iter()
+                    .map(|item| Value::Object(extra(item, known)))
+                    .collect();
+                if extras
+                    .iter()
+                    .any(|e| e.as_object().is_some_and(|o| !o.is_empty()))
+                {
+                    extension.insert(name.clone(), Value::Array(extras));
+                }
+            }
+            other => {
+                let extras = extra(other, known);
+                if !extras.is_empty() {
+                    extension.insert(name.clone(), Value::Object(extras));
+                }
+            }
+        }
     }
     (!extension.is_empty()).then_some(Value::Object(extension))
 }
@@ -163,7 +188,7 @@ mod tests {
     fn core_and_extension() {
         let document = serde_json::json!({
             "receipt_number": "A-1", "issued_at": "2026-11-14T08:12:31+01:00",
-            "seller": {"tax_id": "DE136695976"}, "currency": "EUR",
+            "seller": {"tax_id": "DE136695976", "address": "Hauptstr. 1"}, "currency": "EUR",
             "table": "12", "tip": "2.00",
             "lines": [{"description": "Soup", "quantity": "1", "unit_price": "5.5", "vat_rate": "7",
                        "net_amount": "5.5", "vat_amount": "0.39", "gross_amount": "5.89", "course": "starter"}],
@@ -177,7 +202,7 @@ mod tests {
         assert_eq!(
             extension(&document),
             Some(
-                serde_json::json!({"table": "12", "tip": "2.00", "lines": [{"course": "starter"}]})
+                serde_json::json!({"table": "12", "tip": "2.00", "seller": {"address": "Hauptstr. 1"}, "lines": [{"course": "starter"}]})
             )
         );
         let missing = serde_json::json!({"currency": "EUR"});

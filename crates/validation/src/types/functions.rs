@@ -7,7 +7,7 @@
 use std::any::Any;
 use std::sync::{Arc, LazyLock};
 
-use cel::common::types::{CelBool, CelInt, CelList, CelString, LIST_TYPE, Type};
+use cel::common::types::{CelBool, CelInt, CelList, CelString, LIST_TYPE, STRING_TYPE, Type};
 use cel::common::value::{CowVal, StaticVal, Val};
 use cel::{Env, ExecutionError};
 use chrono::{DateTime, FixedOffset, NaiveDate};
@@ -101,6 +101,12 @@ fn declare(env: &mut Env) -> Result<(), cel::DeclarationError> {
     cel::add_member_overload!(env, fn scale: (Dec) -> CelInt)?;
     cel::add_member_overload!(env, fn abs: (Dec) -> Dec)?;
     env.add_overload("sum", "sum(list)", vec![LIST_TYPE], sum)?;
+    env.add_overload(
+        "sum_of",
+        "sum_of(list,string)",
+        vec![LIST_TYPE, STRING_TYPE],
+        sum_of,
+    )?;
     cel::add_overload!(env, fn is_currency: (CelString) -> CelBool, name = "is_currency")?;
     cel::add_overload!(env, fn currency_minor_units: (CelString) -> Result<CelInt>, name = "currency_minor_units")?;
     cel::add_overload!(env, fn tax_id_valid: (CelString) -> CelBool, name = "tax_id_valid")?;
@@ -186,6 +192,45 @@ fn sum<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionErr
         total = total
             .checked_add(value.0)
             .ok_or_else(|| error("sum", "decimal overflow"))?;
+    }
+    Ok(CowVal::Owned(Box::new(Dec(total))))
+}
+
+/// `sum_of(list, "field")`: the decimal `field` of every item (a decimal string or a decimal)
+/// added up, without building the list of values first; `decimal("0")` for an empty list.
+fn sum_of<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let (Some(list), Some(field)) = (args.first(), args.get(1)) else {
+        return Err(error("sum_of", "expected a list and a field name"));
+    };
+    let list = list
+        .as_iterable()
+        .ok_or_else(|| error("sum_of", "expected a list of objects"))?;
+    let name = field
+        .downcast_ref::<CelString>()
+        .map(|s| s.inner().to_owned())
+        .ok_or_else(|| error("sum_of", "the field name must be a string"))?;
+    let mut total = Decimal::ZERO;
+    let mut items = list.iter();
+    while let Some(item) = items.next() {
+        let indexer = item
+            .as_indexer()
+            .ok_or_else(|| error("sum_of", "expected a list of objects"))?;
+        let value = indexer.get(field.as_ref())?;
+        let amount = if let Some(d) = value.downcast_ref::<Dec>() {
+            d.0
+        } else if let Some(text) = value.downcast_ref::<CelString>() {
+            decimal::parse_plain(text.inner())
+                .map_err(|e| error("sum_of", format!("{name}: {e}")))?
+        } else {
+            let found = value.get_type().name().to_owned();
+            return Err(error(
+                "sum_of",
+                format!("{name} is a {found}, not a decimal"),
+            ));
+        };
+        total = total
+            .checked_add(amount)
+            .ok_or_else(|| error("sum_of", "decimal overflow"))?;
     }
     Ok(CowVal::Owned(Box::new(Dec(total))))
 }

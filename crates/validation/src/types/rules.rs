@@ -199,46 +199,57 @@ pub(crate) struct Input<'a> {
     pub schema_failed: bool,
 }
 
-/// Runs `rules` over the input; every failing rule is a reason.
+/// Runs `rules` over the input; every failing rule is a reason. Reasons come in rule order
+/// (for one rule, in item order), whatever order they are evaluated in.
 pub(crate) fn run(rules: &[Rule], input: &Input<'_>) -> Vec<Reason> {
-    let mut reasons = Vec::new();
+    let mut found: Vec<(usize, Reason)> = Vec::new();
     let Ok(receipt) = cel::to_value(input.document) else {
-        return reasons;
+        return Vec::new();
     };
     let mut context = Context::with_env(functions::env());
     context.add_variable_from_value("receipt", receipt);
     context.add_variable_from_value("submitted_at", input.submitted_at.clone());
     context.add_variable_as_val("vat", Box::new(functions::VatVal(Arc::clone(input.vat))));
-    for rule in rules {
-        match &rule.for_each {
-            None => evaluate(rule, &context, None, input, &mut reasons),
-            Some(array) => {
-                let Some(items) = input.document.pointer(array).and_then(Value::as_array) else {
-                    continue;
-                };
-                for (index, item) in items.iter().enumerate() {
-                    let Ok(item) = cel::to_value(item) else {
-                        continue;
-                    };
-                    let mut scope = context.new_inner_scope();
-                    scope.add_variable_from_value("item", item);
-                    scope.add_variable_from_value("index", index as i64);
-                    evaluate(rule, &scope, Some(index), input, &mut reasons);
+    for (n, rule) in rules.iter().enumerate() {
+        if rule.for_each.is_none() {
+            evaluate(n, rule, &context, None, input, &mut found);
+        }
+    }
+    // Item rules by array: each item is converted and scoped once for all of its rules.
+    let mut arrays: Vec<&str> = rules.iter().filter_map(|r| r.for_each.as_deref()).collect();
+    arrays.sort_unstable();
+    arrays.dedup();
+    for array in arrays {
+        let Some(items) = input.document.pointer(array).and_then(Value::as_array) else {
+            continue;
+        };
+        for (index, item) in items.iter().enumerate() {
+            let Ok(item) = cel::to_value(item) else {
+                continue;
+            };
+            let mut scope = context.new_inner_scope();
+            scope.add_variable_from_value("item", item);
+            scope.add_variable_from_value("index", index as i64);
+            for (n, rule) in rules.iter().enumerate() {
+                if rule.for_each.as_deref() == Some(array) {
+                    evaluate(n, rule, &scope, Some(index), input, &mut found);
                 }
             }
         }
     }
-    reasons
+    found.sort_by_key(|(n, _)| *n);
+    found.into_iter().map(|(_, reason)| reason).collect()
 }
 
 fn evaluate(
+    n: usize,
     rule: &Rule,
     context: &Context<'_, '_>,
     index: Option<usize>,
     input: &Input<'_>,
-    reasons: &mut Vec<Reason>,
+    found: &mut Vec<(usize, Reason)>,
 ) {
-    let pointer = match index {
+    let pointer = || match index {
         Some(index) => rule.pointer.replace("{index}", &index.to_string()),
         None => rule.pointer.clone(),
     };
@@ -259,12 +270,18 @@ fn evaluate(
         }
     }) {
         Ok(true) => {}
-        Ok(false) => reasons.push(Reason::new(pointer, rule.id.clone(), render(rule, context))),
+        Ok(false) => found.push((
+            n,
+            Reason::new(pointer(), rule.id.clone(), render(rule, context)),
+        )),
         Err(_) if input.schema_failed => {}
-        Err(error) => reasons.push(Reason::new(
-            pointer,
-            rule.id.clone(),
-            format!("could not be checked: {error}"),
+        Err(error) => found.push((
+            n,
+            Reason::new(
+                pointer(),
+                rule.id.clone(),
+                format!("could not be checked: {error}"),
+            ),
         )),
     }
 }
@@ -316,7 +333,7 @@ mod tests {
             [[rule]]
             id = "total-mismatch"
             expr = "sum(receipt.lines.map(l, decimal(l.net_amount))) == decimal(receipt.total)"
-            message = "lines add up to ${sum(receipt.lines.map(l, decimal(l.net_amount)))}"
+            message = "lines add up to ${sum_of(receipt.lines, 'net_amount')}"
             pointer = "/total"
         "#;
         let document = serde_json::json!({

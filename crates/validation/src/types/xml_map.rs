@@ -208,6 +208,19 @@ impl Mapping {
             state.field(root, &root_path, "", field);
         }
         for array in &self.arrays {
+            // The wrapper elements (every step but the item's) may appear once each.
+            let (wrappers, _) = array.steps.split_at(array.steps.len() - 1);
+            for depth in 1..=wrappers.len() {
+                for extra in select(root, &wrappers[..depth]).iter().skip(1) {
+                    let path = state.xpath(*extra);
+                    let name = self.step_name(*extra);
+                    state.reasons.push(Reason::new(
+                        path,
+                        "duplicate",
+                        format!("{name} may appear only once"),
+                    ));
+                }
+            }
             let items = select(root, &array.steps);
             state.mark(root, &array.steps);
             let base = array.pointer.clone();
@@ -219,6 +232,10 @@ impl Mapping {
                     .map(|p| state.xpath(p))
                     .unwrap_or_else(|| format!("{root_path}/{}", array.written)),
             );
+            // No item: the array is absent (as an optional JSON array would be), not empty.
+            if items.is_empty() {
+                continue;
+            }
             let mut values = Vec::with_capacity(items.len());
             for (index, item) in items.iter().enumerate() {
                 let item_pointer = format!("{base}/{index}");
@@ -535,6 +552,22 @@ mod tests {
                 ("/r:Receipt/r:Extra", "unknown-field")
             ]
         );
+    }
+
+    #[test]
+    fn absent_arrays_stay_absent_and_repeated_wrappers_are_duplicates() {
+        let xml = r#"<Receipt xmlns="urn:example"><Number>7</Number></Receipt>"#;
+        let (mapped, reasons) = mapping(MAPPING).map(xml.as_bytes()).expect("mapped");
+        assert!(reasons.is_empty(), "{reasons:?}");
+        assert_eq!(mapped.document.get("payments"), None);
+        let xml = r#"<Receipt xmlns="urn:example"><Payments><Payment method="a">1</Payment></Payments>
+            <Payments><Payment method="b">2</Payment></Payments></Receipt>"#;
+        let (_, reasons) = mapping(MAPPING).map(xml.as_bytes()).expect("mapped");
+        let found: Vec<(&str, &str)> = reasons
+            .iter()
+            .map(|r| (r.path.as_str(), r.code.as_str()))
+            .collect();
+        assert_eq!(found, [("/r:Receipt/r:Payments[2]", "duplicate")]);
     }
 
     #[test]
