@@ -45,7 +45,7 @@ pub(crate) fn extract(document: &[u8]) -> (Option<Draft>, Vec<Reason>) {
 #[derive(Debug, Clone, PartialEq)]
 enum Json {
     Null,
-    Bool,
+    Bool(bool),
     /// The number in plain decimal notation (no exponent).
     Number(String),
     String(String),
@@ -57,7 +57,7 @@ impl Json {
     fn kind(&self) -> &'static str {
         match self {
             Json::Null => "null",
-            Json::Bool => "a boolean",
+            Json::Bool(_) => "a boolean",
             Json::Number(_) => "a number",
             Json::String(_) => "a string",
             Json::Array(_) => "an array",
@@ -93,8 +93,8 @@ impl<'de> Visitor<'de> for JsonVisitor {
         Ok(Json::Null)
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<Json, E> {
-        Ok(Json::Bool)
+    fn visit_bool<E>(self, value: bool) -> Result<Json, E> {
+        Ok(Json::Bool(value))
     }
 
     fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
@@ -138,6 +138,54 @@ impl<'de> Visitor<'de> for JsonVisitor {
             return Ok(Json::Number(number.clone()));
         }
         Ok(Json::Object(members))
+    }
+}
+
+/// Parses a JSON document strictly for the configured receipt types: a repeated member is a
+/// `duplicate` reason at its pointer (the first occurrence is kept, as the built-in rules do).
+pub(crate) fn parse_strict(
+    text: &str,
+) -> Result<(serde_json::Value, Vec<Reason>), serde_json::Error> {
+    let json: Json = serde_json::from_str(text)?;
+    let mut duplicates = Vec::new();
+    let value = to_value(json, "", &mut duplicates);
+    Ok((value, duplicates))
+}
+
+fn to_value(json: Json, path: &str, duplicates: &mut Vec<Reason>) -> serde_json::Value {
+    use serde_json::Value;
+    match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(b),
+        Json::Number(text) => text
+            .parse::<serde_json::Number>()
+            .map(Value::Number)
+            .unwrap_or(Value::String(text)),
+        Json::String(text) => Value::String(text),
+        Json::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| to_value(item, &format!("{path}/{i}"), duplicates))
+                .collect(),
+        ),
+        Json::Object(members) => {
+            let mut object = serde_json::Map::new();
+            for (key, value) in members {
+                let member = format!("{path}/{}", escape(&key));
+                if object.contains_key(&key) {
+                    duplicates.push(Reason::new(
+                        member,
+                        code::DUPLICATE,
+                        format!("{key} appears more than once"),
+                    ));
+                    continue;
+                }
+                let value = to_value(value, &member, duplicates);
+                object.insert(key, value);
+            }
+            Value::Object(object)
+        }
     }
 }
 

@@ -353,6 +353,8 @@ impl TypeSet {
 /// A document read into its canonical JSON form.
 struct Document {
     canonical: Value,
+    /// JSON members given twice (the first is kept), as `duplicate` reasons.
+    duplicates: Vec<Reason>,
     /// For XML: canonical pointer -> XPath, and the mapping's own reasons (XPaths).
     xml: Option<(HashMap<String, String>, Vec<Reason>)>,
 }
@@ -368,6 +370,7 @@ impl Document {
                 let (mapped, reasons) = mapping.map(bytes)?;
                 Ok(Document {
                     canonical: mapped.document,
+                    duplicates: Vec::new(),
                     xml: Some((mapped.sources, reasons)),
                 })
             }
@@ -379,9 +382,10 @@ impl Document {
             (DocumentFormat::Json, _) => {
                 let invalid = |message: String| vec![Reason::new("", "invalid-document", message)];
                 let text = as_utf8(bytes).map_err(|e| invalid(e.to_string()))?;
-                match serde_json::from_str::<Value>(text) {
-                    Ok(value @ Value::Object(_)) => Ok(Document {
+                match crate::json::parse_strict(text) {
+                    Ok((value @ Value::Object(_), duplicates)) => Ok(Document {
                         canonical: value,
+                        duplicates,
                         xml: None,
                     }),
                     Ok(_) => Err(invalid("the document must be a JSON object".into())),
@@ -402,7 +406,8 @@ fn configured(
     document: Document,
     received_at: DateTime<Utc>,
 ) -> Result<Valid, Vec<Reason>> {
-    let mut reasons = schema::check(validator, &document.canonical);
+    let mut reasons = document.duplicates;
+    reasons.extend(schema::check(validator, &document.canonical));
     let input = rules::Input {
         document: &document.canonical,
         submitted_at: received_at.to_rfc3339(),

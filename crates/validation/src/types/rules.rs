@@ -24,6 +24,9 @@ struct RulesFile {
 #[serde(deny_unknown_fields)]
 struct RuleSpec {
     id: Spanned<String>,
+    /// The reason code (default: the id); several rules may share one.
+    #[serde(default)]
+    code: Option<Spanned<String>>,
     expr: Spanned<String>,
     message: Spanned<String>,
     pointer: Spanned<String>,
@@ -36,6 +39,8 @@ struct RuleSpec {
 /// One compiled rule.
 pub(crate) struct Rule {
     pub id: String,
+    /// The code of its reasons.
+    code: String,
     /// The array the rule runs over, once per item (`item`, `index`).
     pub for_each: Option<String>,
     when: Option<Program>,
@@ -73,6 +78,17 @@ pub(crate) fn compile(text: &str) -> Result<Vec<Rule>, Vec<FileError>> {
         if !is_rule_id(&id) {
             let message = format!("rule id {id:?} must be lowercase letters, digits and '-'");
             errors.push(FileError::at(line(spec.id.span()), message));
+        }
+        let code = spec
+            .code
+            .as_ref()
+            .map_or_else(|| id.clone(), |c| c.get_ref().clone());
+        if let Some(c) = spec.code.as_ref().filter(|c| !is_rule_id(c.get_ref())) {
+            let message = format!(
+                "code {:?} must be lowercase letters, digits and '-'",
+                c.get_ref()
+            );
+            errors.push(FileError::at(line(c.span()), message));
         }
         if !ids.insert(id.clone()) {
             errors.push(FileError::at(
@@ -143,6 +159,7 @@ pub(crate) fn compile(text: &str) -> Result<Vec<Rule>, Vec<FileError>> {
         if let (Some(expr), Some(when)) = (expr, when) {
             rules.push(Rule {
                 id,
+                code,
                 for_each,
                 when,
                 expr,
@@ -272,14 +289,14 @@ fn evaluate(
         Ok(true) => {}
         Ok(false) => found.push((
             n,
-            Reason::new(pointer(), rule.id.clone(), render(rule, context)),
+            Reason::new(pointer(), rule.code.clone(), render(rule, context)),
         )),
         Err(_) if input.schema_failed => {}
         Err(error) => found.push((
             n,
             Reason::new(
                 pointer(),
-                rule.id.clone(),
+                rule.code.clone(),
                 format!("could not be checked: {error}"),
             ),
         )),
@@ -372,6 +389,7 @@ mod tests {
 
             [[rule]]
             id = "seller-tax-id"
+            code = "invalid-tax-id"
             expr = "tax_id_valid(receipt.seller)"
             message = "${tax_id_problem(receipt.seller)}"
             pointer = "/seller"
@@ -403,7 +421,7 @@ mod tests {
             codes,
             [
                 "tip-too-high",
-                "seller-tax-id",
+                "invalid-tax-id",
                 "issued-in-future",
                 "currency-scale"
             ]
