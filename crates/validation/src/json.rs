@@ -141,22 +141,42 @@ impl<'de> Visitor<'de> for JsonVisitor {
     }
 }
 
+/// How a configured type reads JSON (`[json]` of its manifest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Reading {
+    /// JSON numbers become their decimal text (`3.5` reads as `"3.5"`), so amounts may be sent
+    /// as numbers or strings alike.
+    #[serde(default)]
+    pub numbers_as_text: bool,
+    /// A member whose value is `null` is read as absent.
+    #[serde(default)]
+    pub null_is_absent: bool,
+}
+
 /// Parses a JSON document strictly for the configured receipt types: a repeated member is a
 /// `duplicate` reason at its pointer (the first occurrence is kept, as the built-in rules do).
 pub(crate) fn parse_strict(
     text: &str,
+    reading: Reading,
 ) -> Result<(serde_json::Value, Vec<Reason>), serde_json::Error> {
     let json: Json = serde_json::from_str(text)?;
     let mut duplicates = Vec::new();
-    let value = to_value(json, "", &mut duplicates);
+    let value = to_value(json, "", reading, &mut duplicates);
     Ok((value, duplicates))
 }
 
-fn to_value(json: Json, path: &str, duplicates: &mut Vec<Reason>) -> serde_json::Value {
+fn to_value(
+    json: Json,
+    path: &str,
+    reading: Reading,
+    duplicates: &mut Vec<Reason>,
+) -> serde_json::Value {
     use serde_json::Value;
     match json {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Bool(b),
+        Json::Number(text) if reading.numbers_as_text => Value::String(text),
         Json::Number(text) => text
             .parse::<serde_json::Number>()
             .map(Value::Number)
@@ -166,26 +186,69 @@ fn to_value(json: Json, path: &str, duplicates: &mut Vec<Reason>) -> serde_json:
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, item)| to_value(item, &format!("{path}/{i}"), duplicates))
+                .map(|(i, item)| to_value(item, &format!("{path}/{i}"), reading, duplicates))
                 .collect(),
         ),
         Json::Object(members) => {
             let mut object = serde_json::Map::new();
+            let mut seen = std::collections::HashSet::new();
             for (key, value) in members {
                 let member = format!("{path}/{}", escape(&key));
-                if object.contains_key(&key) {
+                if !seen.insert(key.clone()) {
                     duplicates.push(Reason::new(
                         member,
                         code::DUPLICATE,
-                        format!("{key} appears more than once"),
+                        format!("the member {key:?} appears more than once"),
                     ));
                     continue;
                 }
-                let value = to_value(value, &member, duplicates);
+                if reading.null_is_absent && value == Json::Null {
+                    continue;
+                }
+                let value = to_value(value, &member, reading, duplicates);
                 object.insert(key, value);
             }
             Value::Object(object)
         }
+    }
+}
+
+/// For every object of the JSON `text` that has a `properties` object (a schema), the property
+/// names in the order written, by the JSON Pointer of that schema object.
+pub(crate) fn declared_properties(
+    text: &str,
+) -> Result<std::collections::HashMap<String, Vec<String>>, serde_json::Error> {
+    let json: Json = serde_json::from_str(text)?;
+    let mut found = std::collections::HashMap::new();
+    collect_properties(&json, "", &mut found);
+    Ok(found)
+}
+
+fn collect_properties(
+    json: &Json,
+    at: &str,
+    found: &mut std::collections::HashMap<String, Vec<String>>,
+) {
+    match json {
+        Json::Object(members) => {
+            if let Some((_, Json::Object(properties))) =
+                members.iter().find(|(k, _)| k == "properties")
+            {
+                found.insert(
+                    at.to_owned(),
+                    properties.iter().map(|(k, _)| k.clone()).collect(),
+                );
+            }
+            for (key, value) in members {
+                collect_properties(value, &format!("{at}/{}", escape(key)), found);
+            }
+        }
+        Json::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_properties(item, &format!("{at}/{i}"), found);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -84,6 +84,18 @@ enum TypesCommand {
     Check { dir: PathBuf },
     /// The types a directory defines, with their status and formats.
     List { dir: PathBuf },
+    /// Validate documents as the platform would (submitted now), printing each one's reasons
+    /// (`path  code  message`) or its typed core. Exits 1 when a document is rejected.
+    Validate {
+        /// The types directory.
+        dir: PathBuf,
+        /// The Receipt-Type, e.g. restaurant-bill/v1.
+        #[arg(long = "type")]
+        receipt_type: String,
+        /// Documents: `.xml` files are XML, any other JSON.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,6 +293,35 @@ fn types_command(command: TypesCommand) -> anyhow::Result<()> {
                 dir.display()
             );
             println!("{}: every receipt type passes", dir.display());
+        }
+        TypesCommand::Validate {
+            dir,
+            receipt_type,
+            files,
+        } => {
+            let (types, errors) = receipts_validation::types::TypeSet::load(&dir, None);
+            for error in &errors {
+                eprintln!("refused: {error}");
+            }
+            let mut rejected = 0;
+            for file in files {
+                let format = match file.extension().and_then(|e| e.to_str()) {
+                    Some("xml") => DocumentFormat::Xml,
+                    _ => DocumentFormat::Json,
+                };
+                let document = std::fs::read(&file)?;
+                println!("{}", file.display());
+                match types.validate(&receipt_type, format, &document, chrono::Utc::now()) {
+                    Ok(valid) => println!("  valid: {}", serde_json::to_string(&valid.receipt)?),
+                    Err(reasons) => {
+                        rejected += 1;
+                        for r in reasons {
+                            println!("  {:<44} {:<24} {}", r.path, r.code, r.message);
+                        }
+                    }
+                }
+            }
+            anyhow::ensure!(rejected == 0, "{rejected} document(s) rejected");
         }
         TypesCommand::List { dir } => {
             let (types, errors) = receipts_validation::types::TypeSet::load(&dir, None);

@@ -192,9 +192,10 @@ fn run_examples(set: &TypeSet, definition: &TypeDefinition) -> Vec<FileError> {
 
 /// Rules name only fields of the schema; the XML mapping yields every required field.
 fn static_checks(definition: &TypeDefinition) -> Vec<FileError> {
-    let Engine::Configured { rules, mapping, .. } = &definition.engine else {
+    let Engine::Configured(engine) = &definition.engine else {
         return Vec::new();
     };
+    let (rules, mapping) = (&engine.rules, &engine.mapping);
     let mut errors = Vec::new();
     let rules_path = definition.dir.join(super::RULES);
     for rule in rules {

@@ -9,6 +9,7 @@ mod core;
 mod decimal;
 mod files;
 mod functions;
+mod order;
 mod pointer;
 mod rules;
 mod sample;
@@ -31,9 +32,11 @@ pub use catalog::{Catalog, ReceiptTypesConfig, Reload};
 pub use check::{ExampleDocument, check_dir};
 pub use files::FileError;
 
+use self::order::FieldOrder;
 use self::rules::Rule;
 use self::vat::VatTable;
 use self::xml_map::Mapping;
+use crate::json::Reading;
 
 /// The manifest file of a type directory.
 pub const MANIFEST: &str = "type.toml";
@@ -71,6 +74,9 @@ struct Manifest {
     builtin: Option<String>,
     #[serde(default, rename = "alias")]
     aliases: Vec<Alias>,
+    /// How JSON documents are read.
+    #[serde(default)]
+    json: Reading,
 }
 
 /// Another `name/version` a type answers to, for one format (kept for partners of old names).
@@ -81,12 +87,17 @@ pub struct Alias {
     pub format: DocumentFormat,
 }
 
+/// A type's compiled files.
+struct Configured {
+    validator: jsonschema::Validator,
+    rules: Vec<Rule>,
+    mapping: Option<Mapping>,
+    reading: Reading,
+    order: FieldOrder,
+}
+
 enum Engine {
-    Configured {
-        validator: Box<jsonschema::Validator>,
-        rules: Vec<Rule>,
-        mapping: Option<Mapping>,
-    },
+    Configured(Box<Configured>),
     /// The Rust implementation of the retail type (`crate::validate`).
     BuiltinRetail,
 }
@@ -338,13 +349,10 @@ impl TypeSet {
                     extension: None,
                 })
             }
-            Engine::Configured {
-                validator,
-                rules,
-                mapping,
-            } => {
-                let input = Document::read(format, mapping.as_ref(), document)?;
-                configured(validator, rules, &self.vat, input, received_at)
+            Engine::Configured(engine) => {
+                let input =
+                    Document::read(format, engine.reading, engine.mapping.as_ref(), document)?;
+                configured(engine, &self.vat, input, received_at)
             }
         }
     }
@@ -353,25 +361,27 @@ impl TypeSet {
 /// A document read into its canonical JSON form.
 struct Document {
     canonical: Value,
-    /// JSON members given twice (the first is kept), as `duplicate` reasons.
-    duplicates: Vec<Reason>,
-    /// For XML: canonical pointer -> XPath, and the mapping's own reasons (XPaths).
-    xml: Option<(HashMap<String, String>, Vec<Reason>)>,
+    /// What the reader found, each at the canonical pointer it sorts at: JSON members given
+    /// twice; XML elements repeated, unknown or not text.
+    found: Vec<(String, Reason)>,
+    /// For XML: canonical pointer -> XPath.
+    sources: Option<HashMap<String, String>>,
 }
 
 impl Document {
     fn read(
         format: DocumentFormat,
+        reading: Reading,
         mapping: Option<&Mapping>,
         bytes: &[u8],
     ) -> Result<Document, Vec<Reason>> {
         match (format, mapping) {
             (DocumentFormat::Xml, Some(mapping)) => {
-                let (mapped, reasons) = mapping.map(bytes)?;
+                let (mapped, found) = mapping.map(bytes)?;
                 Ok(Document {
                     canonical: mapped.document,
-                    duplicates: Vec::new(),
-                    xml: Some((mapped.sources, reasons)),
+                    found,
+                    sources: Some(mapped.sources),
                 })
             }
             (DocumentFormat::Xml, None) => Err(vec![Reason::new(
@@ -382,11 +392,14 @@ impl Document {
             (DocumentFormat::Json, _) => {
                 let invalid = |message: String| vec![Reason::new("", "invalid-document", message)];
                 let text = as_utf8(bytes).map_err(|e| invalid(e.to_string()))?;
-                match crate::json::parse_strict(text) {
+                match crate::json::parse_strict(text, reading) {
                     Ok((value @ Value::Object(_), duplicates)) => Ok(Document {
                         canonical: value,
-                        duplicates,
-                        xml: None,
+                        found: duplicates
+                            .into_iter()
+                            .map(|r| (r.path.clone(), r))
+                            .collect(),
+                        sources: None,
                     }),
                     Ok(_) => Err(invalid("the document must be a JSON object".into())),
                     Err(e) => Err(invalid(format!("malformed JSON: {e}"))),
@@ -399,30 +412,57 @@ impl Document {
 /// At most this many reasons are returned (the last saying how many were left out).
 const MAX_REASONS: usize = 500;
 
+/// Where a reason came from: at one pointer, reasons sort in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Origin {
+    /// JSON members given twice.
+    JsonReader,
+    Schema,
+    Rules,
+    /// Repeated, unknown or non-text XML elements (their XPaths sort after the first
+    /// occurrence's).
+    XmlReader,
+}
+
 fn configured(
-    validator: &jsonschema::Validator,
-    rules: &[Rule],
+    engine: &Configured,
     vat: &Arc<VatTable>,
     document: Document,
     received_at: DateTime<Utc>,
 ) -> Result<Valid, Vec<Reason>> {
-    let mut reasons = document.duplicates;
-    reasons.extend(schema::check(validator, &document.canonical));
+    let xml = document.sources.is_some();
+    let reader_origin = if xml {
+        Origin::XmlReader
+    } else {
+        Origin::JsonReader
+    };
+    let mut reasons: Vec<(String, Origin, Reason)> = document
+        .found
+        .into_iter()
+        .map(|(pointer, reason)| (pointer, reader_origin, reason))
+        .collect();
+    let schema_reasons = schema::check(&engine.validator, &document.canonical);
     let input = rules::Input {
         document: &document.canonical,
         submitted_at: received_at.to_rfc3339(),
         vat,
-        schema_failed: !reasons.is_empty(),
+        schema_failed: !reasons.is_empty() || !schema_reasons.is_empty(),
     };
-    reasons.extend(rules::run(rules, &input));
-    // Stable: reasons at one pointer keep their order (schema first, then rules in file order).
-    reasons.sort_by_cached_key(|r| pointer::sort_key(&r.path));
-    if let Some((sources, mapping_reasons)) = document.xml {
-        for reason in &mut reasons {
-            reason.path = xpath_of(&sources, &reason.path);
-        }
-        reasons.extend(mapping_reasons);
-    }
+    let rule_reasons = rules::run(&engine.rules, &input);
+    let canonical = |origin| move |r: Reason| (r.path.clone(), origin, r);
+    reasons.extend(schema_reasons.into_iter().map(canonical(Origin::Schema)));
+    reasons.extend(rule_reasons.into_iter().map(canonical(Origin::Rules)));
+    // Stable: reasons of one origin at one pointer keep the order they were found in.
+    reasons.sort_by_cached_key(|(pointer, origin, _)| (engine.order.key(pointer), *origin));
+    let mut reasons: Vec<Reason> = reasons
+        .into_iter()
+        .map(|(_, origin, mut reason)| {
+            if let (Some(sources), Origin::Schema | Origin::Rules) = (&document.sources, origin) {
+                reason.path = xpath_of(sources, &reason.path);
+            }
+            reason
+        })
+        .collect();
     if reasons.is_empty() {
         return match core::core(&document.canonical) {
             Ok(receipt) => Ok(Valid {
@@ -430,7 +470,7 @@ fn configured(
                 extension: core::extension(&document.canonical),
             }),
             Err(problem) => Err(vec![Reason::new(
-                "",
+                if xml { "/" } else { "" },
                 "invalid-document",
                 format!("the receipt type does not define its core: {problem}"),
             )]),
@@ -440,7 +480,7 @@ fn configured(
         let omitted = reasons.len() - (MAX_REASONS - 1);
         reasons.truncate(MAX_REASONS - 1);
         reasons.push(Reason::new(
-            "",
+            if xml { "/" } else { "" },
             "too-many-reasons",
             format!("{omitted} further reasons were left out; fix the ones above first"),
         ));
@@ -528,6 +568,7 @@ fn load_type(dir: &Path) -> Result<TypeDefinition, Vec<FileError>> {
         ));
     }
     let schema_path = dir.join(SCHEMA);
+    let schema_text = read(&schema_path).unwrap_or_default();
     let schema = read(&schema_path).and_then(|text| {
         serde_json::from_str::<Value>(&text).map_err(|e| FileError::json(&e).in_file(&schema_path))
     });
@@ -575,11 +616,15 @@ fn load_type(dir: &Path) -> Result<TypeDefinition, Vec<FileError>> {
                 Some(None)
             };
             match (validator, rules, mapping) {
-                (Some(validator), Some(rules), Some(mapping)) => Some(Engine::Configured {
-                    validator: Box::new(validator),
-                    rules,
-                    mapping,
-                }),
+                (Some(validator), Some(rules), Some(mapping)) => {
+                    Some(Engine::Configured(Box::new(Configured {
+                        validator,
+                        rules,
+                        mapping,
+                        reading: manifest.json,
+                        order: FieldOrder::new(&schema, &schema_text),
+                    })))
+                }
                 _ => None,
             }
         }

@@ -292,6 +292,15 @@ fn evaluate(
             Reason::new(pointer(), rule.code.clone(), render(rule, context)),
         )),
         Err(_) if input.schema_failed => {}
+        // An overflow is the numbers' fault, not the rule's.
+        Err(error) if error.contains("decimal overflow") => found.push((
+            n,
+            Reason::new(
+                pointer(),
+                "out-of-range",
+                format!("a number is too large: {error}"),
+            ),
+        )),
         Err(error) => found.push((
             n,
             Reason::new(

@@ -46,7 +46,8 @@ impl TypeSet {
                 let receipt_type = ReceiptType::lookup(builtin).ok()?;
                 Some(crate::sample::generate(&receipt_type, valid, seed))
             }
-            Engine::Configured { mapping, .. } => {
+            Engine::Configured(engine) => {
+                let mapping = &engine.mapping;
                 let (text, submitted_at) = example(&resolved.definition, format, valid, seed)?;
                 // One day less than the calendar distance: a moved time is never in the future.
                 let days = submitted_at

@@ -177,7 +177,7 @@ impl Mapping {
 
     /// Maps `bytes` to the canonical JSON, or gives the reasons it cannot be read (not UTF-8,
     /// malformed, DTD, wrong root) or has elements the mapping does not know, or repeats one.
-    pub fn map(&self, bytes: &[u8]) -> Result<(Mapped, Vec<Reason>), Vec<Reason>> {
+    pub fn map(&self, bytes: &[u8]) -> Result<(Mapped, Vec<(String, Reason)>), Vec<Reason>> {
         let unreadable = |message: String| vec![Reason::new("/", "invalid-document", message)];
         let text = as_utf8(bytes).map_err(|e| unreadable(e.to_string()))?;
         let xml = parse_xml(text).map_err(|e| unreadable(e.to_string()))?;
@@ -200,6 +200,7 @@ impl Mapping {
             document: Value::Object(Map::new()),
             sources: HashMap::new(),
             used: HashSet::from([root.id()]),
+            items: HashSet::new(),
             reasons: Vec::new(),
         };
         let root_path = state.xpath(root);
@@ -214,24 +215,24 @@ impl Mapping {
                 for extra in select(root, &wrappers[..depth]).iter().skip(1) {
                     let path = state.xpath(*extra);
                     let name = self.step_name(*extra);
-                    state.reasons.push(Reason::new(
-                        path,
-                        "duplicate",
-                        format!("{name} may appear only once"),
-                    ));
+                    let reason =
+                        Reason::new(path, "duplicate", format!("{name} may appear only once"));
+                    state.reasons.push((array.pointer.clone(), reason));
                 }
             }
             let items = select(root, &array.steps);
+            state.items.extend(items.iter().map(|i| i.id()));
             state.mark(root, &array.steps);
             let base = array.pointer.clone();
-            state.sources.insert(
-                base.clone(),
-                items
-                    .first()
-                    .and_then(|i| i.parent())
-                    .map(|p| state.xpath(p))
-                    .unwrap_or_else(|| format!("{root_path}/{}", array.written)),
-            );
+            // The array's own path: its container element (where an empty list is reported).
+            let container = match select(root, wrappers).first() {
+                Some(wrapper) => state.xpath(*wrapper),
+                None => match array.written.rsplit_once('/') {
+                    Some((written, _)) => format!("{root_path}/{written}"),
+                    None => root_path.clone(),
+                },
+            };
+            state.sources.insert(base.clone(), container);
             // No item: the array is absent (as an optional JSON array would be), not empty.
             if items.is_empty() {
                 continue;
@@ -253,7 +254,12 @@ impl Mapping {
             }
             pointer::insert(&mut state.document, &base, Value::Array(values));
         }
-        state.unknown(root);
+        let pointers: HashMap<String, String> = state
+            .sources
+            .iter()
+            .map(|(pointer, path)| (path.clone(), pointer.clone()))
+            .collect();
+        state.unknown(root, &pointers);
         let State {
             document,
             sources,
@@ -288,8 +294,8 @@ impl Mapping {
             .namespace()
             .and_then(|ns| self.prefixes.get(ns))
         {
-            Some(prefix) => format!("{prefix}:{name}"),
-            None => name.to_owned(),
+            Some(prefix) if !prefix.is_empty() => format!("{prefix}:{name}"),
+            _ => name.to_owned(),
         }
     }
 }
@@ -299,7 +305,10 @@ struct State<'m> {
     document: Value,
     sources: HashMap<String, String>,
     used: HashSet<NodeId>,
-    reasons: Vec<Reason>,
+    /// Array items: always written with their position in XPaths.
+    items: HashSet<NodeId>,
+    /// Each with the canonical pointer it sorts at.
+    reasons: Vec<(String, Reason)>,
 }
 
 impl State<'_> {
@@ -307,22 +316,41 @@ impl State<'_> {
     /// (the item's object for array fields: `prefix` is then the item's pointer).
     fn field(&mut self, context: Node<'_, '_>, context_path: &str, prefix: &str, field: &Field) {
         let full_pointer = format!("{prefix}{}", field.pointer);
-        let found = select_values(context, &field.steps);
+        let mut found = select_values(context, &field.steps);
         self.mark(context, &field.steps);
+        // An empty element is no value (as an absent one); an attribute is a value even empty.
+        if !matches!(field.steps.last(), Some(Step::Attribute(..))) {
+            found
+                .retain(|(node, text)| !text.is_empty() || node.children().any(|c| c.is_element()));
+        }
         let Some((node, text)) = found.first() else {
             let written = field.written.trim_start_matches("./");
-            self.sources
-                .insert(full_pointer, format!("{context_path}/{written}"));
+            let path = match written {
+                "." => context_path.to_owned(),
+                _ => format!("{context_path}/{written}"),
+            };
+            self.sources.insert(full_pointer, path);
             return;
         };
         let source = self.source_path(*node, &field.steps);
         for (duplicate, _) in found.iter().skip(1) {
             let path = self.source_path(*duplicate, &field.steps);
-            self.reasons.push(Reason::new(
-                path,
-                "duplicate",
-                format!("{} may appear only once", field.written),
-            ));
+            let name = self.mapping.step_name(*duplicate);
+            let reason = Reason::new(path, "duplicate", format!("{name} may appear only once"));
+            self.reasons.push((full_pointer.clone(), reason));
+        }
+        // A value is text: elements inside it are a type error (and not unknown fields).
+        if !matches!(field.steps.last(), Some(Step::Attribute(..)))
+            && node.children().any(|c| c.is_element())
+        {
+            self.used.extend(node.descendants().map(|d| d.id()));
+            let name = self.mapping.step_name(*node);
+            let reason = Reason::new(
+                source.clone(),
+                "invalid-type",
+                format!("{name} must hold text, not elements"),
+            );
+            self.reasons.push((full_pointer.clone(), reason));
         }
         self.sources.insert(full_pointer, source);
         let value = match field.kind {
@@ -362,34 +390,42 @@ impl State<'_> {
         }
     }
 
-    /// Reports every element nothing in the mapping reads (the outermost one of a subtree).
-    fn unknown(&mut self, node: Node<'_, '_>) {
+    /// Reports every element nothing in the mapping reads (the outermost one of a subtree), at
+    /// the pointer of its nearest mapped ancestor.
+    fn unknown(&mut self, node: Node<'_, '_>, pointers: &HashMap<String, String>) {
         for child in node.children().filter(Node::is_element) {
             if self.used.contains(&child.id()) {
-                self.unknown(child);
-            } else {
-                let path = self.xpath(child);
-                let name = self.mapping.step_name(child);
-                self.reasons.push(Reason::new(
-                    path,
-                    "unknown-field",
-                    format!("{name} is not an element of this receipt type"),
-                ));
+                self.unknown(child, pointers);
+                continue;
             }
+            let path = self.xpath(child);
+            let name = self.mapping.step_name(child);
+            let parent = child
+                .ancestors()
+                .skip(1)
+                .find_map(|a| pointers.get(&self.xpath(a)))
+                .cloned()
+                .unwrap_or_default();
+            let reason = Reason::new(
+                path,
+                "unknown-field",
+                format!("{name} is not an element of this receipt type"),
+            );
+            self.reasons.push((format!("{parent}/{name}"), reason));
         }
     }
 
-    /// The XPath of `node`: mapping prefixes, `[n]` where siblings share the name.
+    /// The XPath of `node`: mapping prefixes; an array item's position always, another
+    /// element's only from the second of a name on (`Number`, `Number[2]`).
     fn xpath(&self, node: Node<'_, '_>) -> String {
         let mut steps = Vec::new();
         for element in node.ancestors().filter(Node::is_element) {
             let mut step = self.mapping.step_name(element);
-            if let Some(parent) = element.parent().filter(Node::is_element) {
-                let same = |n: &Node<'_, '_>| n.is_element() && n.tag_name() == element.tag_name();
-                if parent.children().filter(same).count() > 1 {
-                    let position = element.prev_siblings().filter(same).count();
-                    step = format!("{step}[{position}]");
-                }
+            let same = |n: &Node<'_, '_>| n.is_element() && n.tag_name() == element.tag_name();
+            // `prev_siblings` starts with the element itself: this is its 1-based position.
+            let position = element.prev_siblings().filter(same).count();
+            if position > 1 || self.items.contains(&element.id()) {
+                step = format!("{step}[{position}]");
             }
             steps.push(step);
         }
@@ -461,7 +497,8 @@ fn parse_path(path: &str, namespaces: &BTreeMap<String, String>) -> Result<Vec<S
                 .get(prefix)
                 .map(|uri| (Some(uri.clone()), local.to_owned()))
                 .ok_or_else(|| format!("prefix {prefix:?} of {path:?} is not in [namespaces]")),
-            None => Ok((None, qualified.to_owned())),
+            // Unprefixed names are in the default namespace, when the mapping declares one.
+            None => Ok((namespaces.get("").cloned(), qualified.to_owned())),
         }
     };
     let mut steps = Vec::new();
@@ -543,7 +580,7 @@ mod tests {
         );
         let found: Vec<(&str, &str)> = reasons
             .iter()
-            .map(|r| (r.path.as_str(), r.code.as_str()))
+            .map(|(_, r)| (r.path.as_str(), r.code.as_str()))
             .collect();
         assert_eq!(
             found,
@@ -565,7 +602,7 @@ mod tests {
         let (_, reasons) = mapping(MAPPING).map(xml.as_bytes()).expect("mapped");
         let found: Vec<(&str, &str)> = reasons
             .iter()
-            .map(|r| (r.path.as_str(), r.code.as_str()))
+            .map(|(_, r)| (r.path.as_str(), r.code.as_str()))
             .collect();
         assert_eq!(found, [("/r:Receipt/r:Payments[2]", "duplicate")]);
     }
