@@ -142,13 +142,13 @@ impl<'de> Visitor<'de> for JsonVisitor {
 }
 
 /// How a configured type reads JSON (`[json]` of its manifest).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Reading {
-    /// JSON numbers become their decimal text (`3.5` reads as `"3.5"`), so amounts may be sent
-    /// as numbers or strings alike.
+    /// Members (by name, wherever they are) whose JSON number is read as its decimal text
+    /// (`3.5` as `"3.5"`), so amounts may be sent as numbers or strings alike.
     #[serde(default)]
-    pub numbers_as_text: bool,
+    pub numbers_as_text: Vec<String>,
     /// A member whose value is `null` is read as absent.
     #[serde(default)]
     pub null_is_absent: bool,
@@ -158,25 +158,27 @@ pub(crate) struct Reading {
 /// `duplicate` reason at its pointer (the first occurrence is kept, as the built-in rules do).
 pub(crate) fn parse_strict(
     text: &str,
-    reading: Reading,
+    reading: &Reading,
 ) -> Result<(serde_json::Value, Vec<Reason>), serde_json::Error> {
     let json: Json = serde_json::from_str(text)?;
     let mut duplicates = Vec::new();
-    let value = to_value(json, "", reading, &mut duplicates);
+    let value = to_value(json, "", false, reading, &mut duplicates);
     Ok((value, duplicates))
 }
 
+/// `as_text`: whether this value is a member whose numbers are read as text.
 fn to_value(
     json: Json,
     path: &str,
-    reading: Reading,
+    as_text: bool,
+    reading: &Reading,
     duplicates: &mut Vec<Reason>,
 ) -> serde_json::Value {
     use serde_json::Value;
     match json {
         Json::Null => Value::Null,
         Json::Bool(b) => Value::Bool(b),
-        Json::Number(text) if reading.numbers_as_text => Value::String(text),
+        Json::Number(text) if as_text => Value::String(text),
         Json::Number(text) => text
             .parse::<serde_json::Number>()
             .map(Value::Number)
@@ -186,7 +188,7 @@ fn to_value(
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, item)| to_value(item, &format!("{path}/{i}"), reading, duplicates))
+                .map(|(i, item)| to_value(item, &format!("{path}/{i}"), false, reading, duplicates))
                 .collect(),
         ),
         Json::Object(members) => {
@@ -205,7 +207,8 @@ fn to_value(
                 if reading.null_is_absent && value == Json::Null {
                     continue;
                 }
-                let value = to_value(value, &member, reading, duplicates);
+                let as_text = reading.numbers_as_text.contains(&key);
+                let value = to_value(value, &member, as_text, reading, duplicates);
                 object.insert(key, value);
             }
             Value::Object(object)

@@ -31,40 +31,23 @@ use receipts_domain::{NormalizedReceipt, Reason, ReceiptType};
 
 use crate::reasons::code;
 
-/// Validates `document` as a receipt of `receipt_type`. `received_at` is the submission time from
-/// the event (NOT the wall clock), so validating the same event twice always gives the same result.
+/// Validates `document` as a receipt of `receipt_type`, one of the built-in types (the retail
+/// type as shipped in `receipt-types/`, compiled in). `received_at` is the submission time from
+/// the event (NOT the wall clock), so validating the same event twice always gives the same
+/// result.
 pub fn validate(
     receipt_type: &ReceiptType,
     document: &[u8],
     received_at: DateTime<Utc>,
 ) -> Result<NormalizedReceipt, Vec<Reason>> {
-    let (draft, mut reasons) = match receipt_type.name() {
-        RETAIL_RECEIPT_V1 => json::extract(document),
-        RETAIL_RECEIPT_XML_V1 => xml::extract(document),
-        other => {
-            let message = format!("receipt type {other:?} has no validation rules");
-            return Err(vec![Reason::new(
-                "",
-                code::UNSUPPORTED_RECEIPT_TYPE,
-                message,
-            )]);
-        }
-    };
-    let Some(draft) = draft else {
-        return Err(reasons::finish(reasons));
-    };
-    let (receipt, semantic) = rules::check(&draft, received_at);
-    reasons.extend(semantic);
-    match receipt {
-        Some(receipt) if reasons.is_empty() => Ok(receipt),
-        // Unreachable in practice: a required value can only be missing if a reason says so.
-        None if reasons.is_empty() => Err(vec![Reason::new(
-            "",
-            code::INVALID_DOCUMENT,
-            "the document is incomplete",
-        )]),
-        _ => Err(reasons::finish(reasons)),
+    let types = types::TypeSet::builtin();
+    if types.resolve(receipt_type.name(), receipt_type.format()).is_err() {
+        let message = format!("receipt type {:?} has no validation rules", receipt_type.name());
+        return Err(vec![Reason::new("", code::UNSUPPORTED_RECEIPT_TYPE, message)]);
     }
+    types
+        .validate(receipt_type.name(), receipt_type.format(), document, received_at)
+        .map(|valid| valid.receipt)
 }
 
 #[cfg(test)]

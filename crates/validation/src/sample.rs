@@ -10,7 +10,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 
 use crate::xml::NAMESPACE;
-use crate::{tax_id, vat_rates};
+use crate::tax_id;
 
 /// A company with a real-format VAT id (correct check digits) and the same id with a wrong one.
 struct Company {
@@ -253,13 +253,13 @@ impl Sample {
 
         let offset = FixedOffset::east_opt(seller.utc_offset * 3600).unwrap_or_else(|| Utc.fix());
         let seconds_before = i64::try_from(seed % SPREAD_SECONDS).unwrap_or(0);
-        let issued_at = (base_time() - TimeDelta::seconds(seconds_before))
-            .with_timezone(&offset)
-            .to_rfc3339();
+        let issued = (base_time() - TimeDelta::seconds(seconds_before)).with_timezone(&offset);
+        let issued_at = issued.to_rfc3339();
 
-        let country = tax_id::country_of(seller.tax_id);
-        let rates = country
-            .and_then(vat_rates::rates)
+        // The rates of the VAT table the built-in retail type validates with, on the issue day.
+        let rates = tax_id::country_of(seller.tax_id)
+            .map(|country| crate::types::TypeSet::builtin().vat_rates(country, issued.date_naive()))
+            .filter(|rates| !rates.is_empty())
             .unwrap_or_else(|| vec![Decimal::from(20)]);
         let standard = rates.first().copied().unwrap_or_default();
         let reduced: Vec<Decimal> = rates

@@ -11,7 +11,7 @@ use receipts_domain::DocumentFormat;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{EXAMPLES, Engine, FileError, MANIFEST, TypeDefinition, TypeSet, read};
+use super::{EXAMPLES, FileError, MANIFEST, TypeDefinition, TypeSet, read};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -192,10 +192,7 @@ fn run_examples(set: &TypeSet, definition: &TypeDefinition) -> Vec<FileError> {
 
 /// Rules name only fields of the schema; the XML mapping yields every required field.
 fn static_checks(definition: &TypeDefinition) -> Vec<FileError> {
-    let Engine::Configured(engine) = &definition.engine else {
-        return Vec::new();
-    };
-    let (rules, mapping) = (&engine.rules, &engine.mapping);
+    let (rules, mapping) = (&definition.engine.rules, &definition.engine.mapping);
     let mut errors = Vec::new();
     let rules_path = definition.dir.join(super::RULES);
     for rule in rules {

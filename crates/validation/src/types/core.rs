@@ -72,7 +72,7 @@ pub(crate) fn core(document: &Value) -> Result<NormalizedReceipt, String> {
             Ok(Line {
                 description: text(&at("description"))?,
                 quantity: decimal(&at("quantity"))?.normalize(),
-                unit_price: decimal(&at("unit_price"))?.normalize(),
+                unit_price: amount(decimal(&at("unit_price"))?),
                 vat_rate: decimal(&at("vat_rate"))?.normalize(),
                 net_amount: amount(decimal(&at("net_amount"))?),
                 vat_amount: amount(decimal(&at("vat_amount"))?),
@@ -197,7 +197,7 @@ mod tests {
         let core = core(&document).expect("core");
         assert_eq!(core.seller.country, "DE");
         assert_eq!(core.totals.net_amount.to_string(), "5.50");
-        assert_eq!(core.lines[0].unit_price.to_string(), "5.5");
+        assert_eq!(core.lines[0].unit_price.to_string(), "5.50");
         assert!(core.payments.is_empty() && core.buyer.is_none());
         assert_eq!(
             extension(&document),

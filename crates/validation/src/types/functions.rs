@@ -112,6 +112,10 @@ fn declare(env: &mut Env) -> Result<(), cel::DeclarationError> {
     cel::add_overload!(env, fn tax_id_valid: (CelString) -> CelBool, name = "tax_id_valid")?;
     cel::add_overload!(env, fn tax_id_country: (CelString) -> CelString<'static>, name = "tax_id_country")?;
     cel::add_overload!(env, fn tax_id_problem: (CelString) -> CelString<'static>, name = "tax_id_problem")?;
+    cel::add_overload!(env, fn tax_id_error: (CelString) -> CelString<'static>, name = "tax_id_error")?;
+    cel::add_overload!(env, fn seconds_between: (CelString, CelString) -> Result<CelInt>, name = "seconds_between")?;
+    cel::add_overload!(env, fn format_amount: (Dec, CelString) -> CelString<'static>, name = "format_amount")?;
+    env.add_overload("join", "join(list,string)", vec![LIST_TYPE, STRING_TYPE], join)?;
     cel::add_overload!(env, fn is_datetime: (CelString) -> CelBool, name = "is_datetime")?;
     cel::add_overload!(env, fn is_date: (CelString) -> CelBool, name = "is_date")?;
     cel::add_overload!(env, fn date_of: (CelString) -> Result<CelString<'static>>, name = "date_of")?;
@@ -263,6 +267,57 @@ fn tax_id_problem(id: &CelString<'_>) -> CelString<'static> {
     }
 }
 
+/// The reason code of a tax id's problem: `""` (valid), `invalid-tax-id` or
+/// `unsupported-country`.
+fn tax_id_error(id: &CelString<'_>) -> CelString<'static> {
+    match tax_id::parse(id.inner()) {
+        Ok(_) => "".into(),
+        Err(e) => e.code().into(),
+    }
+}
+
+/// `format_amount(d, currency)`: `d` with the currency's decimals when that loses no digit
+/// (`3.5` in EUR is `3.50`), else as it is; as it is for an unknown currency.
+fn format_amount(value: &Dec, code: &CelString<'_>) -> CelString<'static> {
+    let mut shown = value.0.normalize();
+    if let Some(minor) = currency::minor_units(code.inner())
+        && shown.scale() <= minor
+    {
+        shown.rescale(minor);
+    }
+    shown.to_string().into()
+}
+
+/// `join(list, separator)`: the items of a list (decimals, strings, numbers) as text.
+fn join<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let (Some(list), Some(separator)) = (args.first(), args.get(1)) else {
+        return Err(error("join", "expected a list and a separator"));
+    };
+    let list = list
+        .as_iterable()
+        .ok_or_else(|| error("join", "expected a list"))?;
+    let separator = separator
+        .downcast_ref::<CelString>()
+        .map(|s| s.inner().to_owned())
+        .ok_or_else(|| error("join", "the separator must be a string"))?;
+    let mut parts = Vec::new();
+    let mut items = list.iter();
+    while let Some(item) = items.next() {
+        let text = if let Some(d) = item.downcast_ref::<Dec>() {
+            d.0.to_string()
+        } else if let Some(s) = item.downcast_ref::<CelString>() {
+            s.inner().to_owned()
+        } else if let Some(i) = item.downcast_ref::<CelInt>() {
+            i.inner().to_string()
+        } else {
+            let found = item.get_type().name().to_owned();
+            return Err(error("join", format!("cannot join a {found}")));
+        };
+        parts.push(text);
+    }
+    Ok(CowVal::Owned(Box::new(CelString::from(parts.join(&separator)))))
+}
+
 fn parse_datetime(text: &str) -> Option<DateTime<FixedOffset>> {
     DateTime::parse_from_rfc3339(text).ok()
 }
@@ -302,6 +357,16 @@ fn minutes_between(from: &CelString<'_>, to: &CelString<'_>) -> Result<CelInt, E
         })
     };
     Ok((parse(to)? - parse(from)?).num_minutes().into())
+}
+
+fn seconds_between(from: &CelString<'_>, to: &CelString<'_>) -> Result<CelInt, ExecutionError> {
+    let parse = |t: &CelString<'_>| {
+        parse_datetime(t.inner()).ok_or_else(|| {
+            let message = format!("expected an RFC 3339 date-time, found {:?}", t.inner());
+            error("seconds_between", message)
+        })
+    };
+    Ok((parse(to)? - parse(from)?).num_seconds().into())
 }
 
 fn days_between(from: &CelString<'_>, to: &CelString<'_>) -> Result<CelInt, ExecutionError> {

@@ -20,11 +20,11 @@ mod xml_map;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use receipts_domain::document::as_utf8;
-use receipts_domain::{DocumentFormat, NormalizedReceipt, Reason, ReceiptType};
+use receipts_domain::{DocumentFormat, NormalizedReceipt, Reason};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -69,9 +69,6 @@ struct Manifest {
     #[serde(default)]
     sunset: Option<NaiveDate>,
     formats: Vec<DocumentFormat>,
-    /// Validated by the built-in Rust rules of that type instead of `rules.toml`.
-    #[serde(default)]
-    builtin: Option<String>,
     #[serde(default, rename = "alias")]
     aliases: Vec<Alias>,
     /// How JSON documents are read.
@@ -96,11 +93,6 @@ struct Configured {
     order: FieldOrder,
 }
 
-enum Engine {
-    Configured(Box<Configured>),
-    /// The Rust implementation of the retail type (`crate::validate`).
-    BuiltinRetail,
-}
 
 /// One loaded receipt type version.
 pub struct TypeDefinition {
@@ -117,7 +109,7 @@ pub struct TypeDefinition {
     /// The JSON Schema of the canonical JSON form, as written.
     pub schema: Value,
     pub dir: PathBuf,
-    engine: Engine,
+    engine: Box<Configured>,
 }
 
 impl fmt::Debug for TypeDefinition {
@@ -189,29 +181,8 @@ impl TypeSet {
     /// The types built into this release (the retail type), for a platform without a types
     /// directory.
     pub fn builtin() -> TypeSet {
-        let schema: Value = serde_json::from_str(include_str!(
-            "../../../../receipt-types/retail-receipt/v1/schema.json"
-        ))
-        .unwrap_or(Value::Null);
-        let retail = TypeDefinition {
-            name: "retail-receipt".into(),
-            version: "v1".into(),
-            description: "Retail receipt (built in)".into(),
-            status: Status::Active,
-            deprecated_since: None,
-            sunset: None,
-            formats: vec![DocumentFormat::Json],
-            aliases: vec![Alias {
-                name: receipts_domain::receipt_type::RETAIL_RECEIPT_XML_V1.into(),
-                format: DocumentFormat::Xml,
-            }],
-            schema,
-            dir: PathBuf::new(),
-            engine: Engine::BuiltinRetail,
-        };
-        let mut set = TypeSet::default();
-        set.insert(Arc::new(retail));
-        set
+        static BUILTIN: LazyLock<TypeSet> = LazyLock::new(embedded);
+        BUILTIN.clone()
     }
 
     /// Loads every type of `dir`. A type directory with errors is left out (its errors are
@@ -237,7 +208,7 @@ impl TypeSet {
             Err(e) => errors.push(FileError::whole(&vat_path, e.to_string())),
         }
         for type_dir in type_dirs(dir, &mut errors) {
-            match load_type(&type_dir) {
+            match load_type(&type_dir, &read) {
                 Ok(definition) => {
                     let id = definition.id();
                     if set.types.contains_key(&id) {
@@ -268,6 +239,11 @@ impl TypeSet {
                 .insert(alias.name.clone(), (id.clone(), alias.format));
         }
         self.types.insert(id, definition);
+    }
+
+    /// The VAT rates of `country` on `day` in this set's table, highest first.
+    pub(crate) fn vat_rates(&self, country: &str, day: NaiveDate) -> Vec<rust_decimal::Decimal> {
+        self.vat.rates(country, day)
     }
 
     /// The directory the set was loaded from (`None`: built in).
@@ -336,26 +312,37 @@ impl TypeSet {
         let resolved = self
             .resolve(name, format)
             .map_err(|e| vec![Reason::new("", "unknown-receipt-type", e.to_string())])?;
-        match &resolved.definition.engine {
-            Engine::BuiltinRetail => {
-                let builtin = match format {
-                    DocumentFormat::Json => receipts_domain::receipt_type::RETAIL_RECEIPT_V1,
-                    DocumentFormat::Xml => receipts_domain::receipt_type::RETAIL_RECEIPT_XML_V1,
-                };
-                let receipt_type = ReceiptType::lookup(builtin)
-                    .map_err(|e| vec![Reason::new("", "unknown-receipt-type", e.to_string())])?;
-                crate::validate(&receipt_type, document, received_at).map(|receipt| Valid {
-                    receipt,
-                    extension: None,
-                })
-            }
-            Engine::Configured(engine) => {
-                let input =
-                    Document::read(format, engine.reading, engine.mapping.as_ref(), document)?;
-                configured(engine, &self.vat, input, received_at)
-            }
-        }
+        let engine = &resolved.definition.engine;
+        let input = Document::read(format, &engine.reading, engine.mapping.as_ref(), document)?;
+        configured(engine, &self.vat, input, received_at)
     }
+}
+
+/// The retail type and the VAT table as shipped in `receipt-types/`, compiled into the binary:
+/// the types of a platform without a types directory.
+fn embedded() -> TypeSet {
+    const DIR: &str = "receipt-types/retail-receipt/v1";
+    let files = |path: &Path| -> Result<String, FileError> {
+        let text = match path.file_name().and_then(|n| n.to_str()) {
+            Some(MANIFEST) => include_str!("../../../../receipt-types/retail-receipt/v1/type.toml"),
+            Some(SCHEMA) => include_str!("../../../../receipt-types/retail-receipt/v1/schema.json"),
+            Some(RULES) => include_str!("../../../../receipt-types/retail-receipt/v1/rules.toml"),
+            Some(XML_MAPPING) => include_str!("../../../../receipt-types/retail-receipt/v1/xml.toml"),
+            _ => return Err(FileError::whole(path, "not embedded")),
+        };
+        Ok(text.to_owned())
+    };
+    let mut set = TypeSet::default();
+    match VatTable::parse(include_str!("../../../../receipt-types/vat-rates.toml")) {
+        Ok(vat) => set.vat = Arc::new(vat),
+        Err(error) => tracing::error!(%error, "the embedded VAT table does not load"),
+    }
+    match load_type(Path::new(DIR), &files) {
+        Ok(retail) => set.insert(Arc::new(retail)),
+        // The embedded files are checked by this crate's tests; this cannot happen in a release.
+        Err(errors) => tracing::error!(?errors, "the embedded retail type does not load"),
+    }
+    set
 }
 
 /// A document read into its canonical JSON form.
@@ -371,7 +358,7 @@ struct Document {
 impl Document {
     fn read(
         format: DocumentFormat,
-        reading: Reading,
+        reading: &Reading,
         mapping: Option<&Mapping>,
         bytes: &[u8],
     ) -> Result<Document, Vec<Reason>> {
@@ -538,7 +525,11 @@ fn read(path: &Path) -> Result<String, FileError> {
 }
 
 /// Loads and compiles one type directory.
-fn load_type(dir: &Path) -> Result<TypeDefinition, Vec<FileError>> {
+/// Reads one file of a type directory.
+type Files<'a> = &'a dyn Fn(&Path) -> Result<String, FileError>;
+
+/// Loads and compiles one type directory, reading its files with `read`.
+fn load_type(dir: &Path, read: Files<'_>) -> Result<TypeDefinition, Vec<FileError>> {
     let manifest_path = dir.join(MANIFEST);
     let text = read(&manifest_path).map_err(|e| vec![e])?;
     let manifest: Manifest = toml::from_str(&text)
@@ -585,49 +576,39 @@ fn load_type(dir: &Path) -> Result<TypeDefinition, Vec<FileError>> {
             (Value::Null, None)
         }
     };
-    let engine = match manifest.builtin.as_deref() {
-        Some("retail-receipt/v1") => Some(Engine::BuiltinRetail),
-        Some(other) => {
-            errors.push(whole(format!("unknown built-in rule set {other:?}")));
-            None
-        }
-        None => {
-            let rules_path = dir.join(RULES);
-            let rules = read(&rules_path).map_err(|e| vec![e]).and_then(|text| {
-                rules::compile(&text)
-                    .map_err(|es| es.into_iter().map(|e| e.in_file(&rules_path)).collect())
-            });
-            let rules = rules.map_err(|es| errors.extend(es)).ok();
-            let mapping = if manifest.formats.contains(&DocumentFormat::Xml) {
-                let path = dir.join(XML_MAPPING);
-                let mapping = read(&path).and_then(|text| {
-                    let file = toml::from_str(&text)
-                        .map_err(|e| FileError::toml(&text, &e).in_file(&path))?;
-                    Mapping::compile(file).map_err(|e| FileError::whole(&path, e))
-                });
-                match mapping {
-                    Ok(mapping) => Some(Some(mapping)),
-                    Err(e) => {
-                        errors.push(e);
-                        None
-                    }
-                }
-            } else {
-                Some(None)
-            };
-            match (validator, rules, mapping) {
-                (Some(validator), Some(rules), Some(mapping)) => {
-                    Some(Engine::Configured(Box::new(Configured {
-                        validator,
-                        rules,
-                        mapping,
-                        reading: manifest.json,
-                        order: FieldOrder::new(&schema, &schema_text),
-                    })))
-                }
-                _ => None,
+    let rules_path = dir.join(RULES);
+    let rules = read(&rules_path).map_err(|e| vec![e]).and_then(|text| {
+        rules::compile(&text).map_err(|es| es.into_iter().map(|e| e.in_file(&rules_path)).collect())
+    });
+    let rules = rules.map_err(|es| errors.extend(es)).ok();
+    let reads_xml = manifest.formats.contains(&DocumentFormat::Xml)
+        || manifest.aliases.iter().any(|a| a.format == DocumentFormat::Xml);
+    let mapping = if reads_xml {
+        let path = dir.join(XML_MAPPING);
+        let mapping = read(&path).and_then(|text| {
+            let file =
+                toml::from_str(&text).map_err(|e| FileError::toml(&text, &e).in_file(&path))?;
+            Mapping::compile(file).map_err(|e| FileError::whole(&path, e))
+        });
+        match mapping {
+            Ok(mapping) => Some(Some(mapping)),
+            Err(e) => {
+                errors.push(e);
+                None
             }
         }
+    } else {
+        Some(None)
+    };
+    let engine = match (validator, rules, mapping) {
+        (Some(validator), Some(rules), Some(mapping)) => Some(Box::new(Configured {
+            validator,
+            rules,
+            mapping,
+            reading: manifest.json.clone(),
+            order: FieldOrder::new(&schema, &schema_text),
+        })),
+        _ => None,
     };
     match engine {
         Some(engine) if errors.is_empty() => Ok(TypeDefinition {

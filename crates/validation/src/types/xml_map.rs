@@ -316,6 +316,17 @@ impl State<'_> {
     /// (the item's object for array fields: `prefix` is then the item's pointer).
     fn field(&mut self, context: Node<'_, '_>, context_path: &str, prefix: &str, field: &Field) {
         let full_pointer = format!("{prefix}{}", field.pointer);
+        // An object on the way (`/seller` of `/seller/tax_id` = `Seller/TaxId`) is reported at
+        // its element, when pointer and path have as many steps.
+        let segments: Vec<&str> = field.pointer.split('/').skip(1).collect();
+        let written: Vec<&str> = field.written.split('/').collect();
+        if segments.len() == written.len() {
+            for depth in 1..segments.len() {
+                let object = format!("{prefix}/{}", segments[..depth].join("/"));
+                let path = format!("{context_path}/{}", written[..depth].join("/"));
+                self.sources.entry(object).or_insert(path);
+            }
+        }
         let mut found = select_values(context, &field.steps);
         self.mark(context, &field.steps);
         // An empty element is no value (as an absent one); an attribute is a value even empty.
@@ -516,7 +527,11 @@ fn parse_path(path: &str, namespaces: &BTreeMap<String, String>) -> Result<Vec<S
                 if !last {
                     return Err(format!("{path:?}: an attribute must be the last step"));
                 }
-                let (ns, local) = name(&attribute[1..])?;
+                // An unprefixed attribute is in no namespace, whatever the default one is.
+                let (ns, local) = match attribute[1..].contains(':') {
+                    true => name(&attribute[1..])?,
+                    false => (None, attribute[1..].to_owned()),
+                };
                 steps.push(Step::Attribute(ns, local));
             }
             element => {
