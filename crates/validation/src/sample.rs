@@ -9,8 +9,10 @@ use receipts_domain::{DocumentFormat, ReceiptType};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::json;
 
-use crate::xml::NAMESPACE;
 use crate::tax_id;
+
+/// The namespace of `retail-receipt-xml/v1` (its mapping, `receipt-types/retail-receipt/v1/xml.toml`).
+const NAMESPACE: &str = "urn:receipts:retail-receipt:v1";
 
 /// A company with a real-format VAT id (correct check digits) and the same id with a wrong one.
 struct Company {

@@ -35,73 +35,80 @@ pub(crate) const LINE_FIELDS: &[&str] = &[
 /// The core of `document`, or what is missing (a type whose schema lets a document through
 /// without its core is a broken type: `types check` runs this over the valid examples).
 pub(crate) fn core(document: &Value) -> Result<NormalizedReceipt, String> {
-    let text = |pointer: &str| -> Result<String, String> {
-        document
-            .pointer(pointer)
+    // `at` names the object for messages; the members are read directly (no pointer parsing).
+    let text = |object: &Value, at: &str, name: &str| -> Result<String, String> {
+        object
+            .get(name)
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| format!("the core field {pointer} is missing or not a string"))
+            .ok_or_else(|| format!("the core field {at}/{name} is missing or not a string"))
     };
-    let currency = text("/currency")?;
+    let currency = text(document, "", "currency")?;
     let minor = currency::minor_units(&currency)
         .ok_or_else(|| format!("{currency:?} is not an ISO 4217 currency"))?;
     let amount = |value: Decimal| at_scale(value, minor);
-    let decimal = |pointer: &str| -> Result<Decimal, String> {
-        parse_plain(&text(pointer)?).map_err(|e| format!("{pointer}: {e}"))
+    let decimal = |object: &Value, at: &str, name: &str| -> Result<Decimal, String> {
+        parse_plain(&text(object, at, name)?).map_err(|e| format!("{at}/{name}: {e}"))
     };
-    let party = |pointer: &str| -> Result<Party, String> {
-        let tax_id = tax_id::parse(&text(&format!("{pointer}/tax_id"))?)
-            .map_err(|e| format!("{pointer}/tax_id: {e}"))?;
-        Ok(Party {
+    let party = |at: &str| -> Result<Option<Party>, String> {
+        let Some(object) = document.get(&at[1..]) else {
+            return Ok(None);
+        };
+        let tax_id =
+            tax_id::parse(&text(object, at, "tax_id")?).map_err(|e| format!("{at}/tax_id: {e}"))?;
+        Ok(Some(Party {
             tax_id: tax_id.as_str().to_owned(),
             country: tax_id.country().to_owned(),
-            name: text(&format!("{pointer}/name")).ok(),
-        })
+            name: text(object, at, "name").ok(),
+        }))
     };
-    let issued_at = DateTime::parse_from_rfc3339(&text("/issued_at")?)
+    let issued_at = DateTime::parse_from_rfc3339(&text(document, "", "issued_at")?)
         .map_err(|e| format!("/issued_at: {e}"))?;
-    let count = |pointer: &str| {
-        document
-            .pointer(pointer)
-            .and_then(Value::as_array)
-            .map(Vec::len)
-    };
-    let lines = (0..count("/lines").ok_or("the core field /lines is missing")?)
-        .map(|i| {
-            let at = |name: &str| format!("/lines/{i}/{name}");
+    let items = |name: &str| document.get(name).and_then(Value::as_array);
+    let lines = items("lines")
+        .ok_or("the core field /lines is missing")?
+        .iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let at = format!("/lines/{i}");
             Ok(Line {
-                description: text(&at("description"))?,
-                quantity: decimal(&at("quantity"))?.normalize(),
-                unit_price: amount(decimal(&at("unit_price"))?),
-                vat_rate: decimal(&at("vat_rate"))?.normalize(),
-                net_amount: amount(decimal(&at("net_amount"))?),
-                vat_amount: amount(decimal(&at("vat_amount"))?),
-                gross_amount: amount(decimal(&at("gross_amount"))?),
+                description: text(line, &at, "description")?,
+                quantity: decimal(line, &at, "quantity")?.normalize(),
+                unit_price: amount(decimal(line, &at, "unit_price")?),
+                vat_rate: decimal(line, &at, "vat_rate")?.normalize(),
+                net_amount: amount(decimal(line, &at, "net_amount")?),
+                vat_amount: amount(decimal(line, &at, "vat_amount")?),
+                gross_amount: amount(decimal(line, &at, "gross_amount")?),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let payments = (0..count("/payments").unwrap_or(0))
-        .map(|i| {
+    let payments = items("payments")
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, payment)| {
+            let at = format!("/payments/{i}");
             Ok(Payment {
-                method: text(&format!("/payments/{i}/method"))?,
-                amount: amount(decimal(&format!("/payments/{i}/amount"))?),
+                method: text(payment, &at, "method")?,
+                amount: amount(decimal(payment, &at, "amount")?),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
+    let totals = document
+        .get("totals")
+        .ok_or("the core field /totals is missing")?;
     Ok(NormalizedReceipt {
-        receipt_number: text("/receipt_number")?,
+        receipt_number: text(document, "", "receipt_number")?,
         issued_at,
-        seller: party("/seller")?,
-        buyer: match document.pointer("/buyer") {
-            Some(_) => Some(party("/buyer")?),
-            None => None,
-        },
+        seller: party("/seller")?.ok_or("the core field /seller is missing")?,
+        buyer: party("/buyer")?,
         currency,
         lines,
         totals: Totals {
-            net_amount: amount(decimal("/totals/net_amount")?),
-            vat_amount: amount(decimal("/totals/vat_amount")?),
-            gross_amount: amount(decimal("/totals/gross_amount")?),
+            net_amount: amount(decimal(totals, "/totals", "net_amount")?),
+            vat_amount: amount(decimal(totals, "/totals", "vat_amount")?),
+            gross_amount: amount(decimal(totals, "/totals", "gross_amount")?),
         },
         payments,
     })

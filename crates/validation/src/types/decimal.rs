@@ -201,3 +201,51 @@ pub(crate) fn round(value: Decimal, places: u32, strategy: RoundingStrategy) -> 
 pub(crate) fn scale(value: Decimal) -> u32 {
     value.normalize().scale()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().expect("decimal")
+    }
+
+    #[test]
+    fn decimals_are_parsed_strictly() {
+        for ok in ["0", "3.50", "-1.25", "007", "1234567890.123456"] {
+            assert!(parse_plain(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "-", ".5", "5.", "+1", "1e3", "1_000", "1,5", " 1", "1.2.3", "NaN", "0x10", "٣",
+        ] {
+            assert!(parse_plain(bad).is_err(), "{bad}");
+        }
+        assert!(
+            parse_plain("99999999999999999999999999999999")
+                .expect_err("too long")
+                .contains("too many digits")
+        );
+    }
+
+    #[test]
+    fn rounding_modes() {
+        let half_up = RoundingStrategy::MidpointAwayFromZero;
+        assert_eq!(round(dec("0.245"), 2, half_up).to_string(), "0.25");
+        assert_eq!(
+            round(dec("0.255"), 2, half_up).to_string(),
+            "0.26",
+            "not banker's"
+        );
+        assert_eq!(round(dec("-0.245"), 2, half_up).to_string(), "-0.25");
+        assert_eq!(round(dec("3.5"), 2, half_up).to_string(), "3.50");
+        let mode = |m: &str| rounding(m).expect("mode");
+        assert_eq!(round(dec("2.5"), 0, mode("half-even")).to_string(), "2");
+        assert_eq!(round(dec("2.5"), 0, mode("half-down")).to_string(), "2");
+        assert_eq!(round(dec("2.1"), 0, mode("up")).to_string(), "3");
+        assert_eq!(round(dec("-2.1"), 0, mode("floor")).to_string(), "-3");
+        assert_eq!(round(dec("-2.9"), 0, mode("ceiling")).to_string(), "-2");
+        assert_eq!(round(dec("2.9"), 0, mode("down")).to_string(), "2");
+        assert!(rounding("bankers").is_none());
+        assert_eq!(scale(dec("3.500")), 1);
+    }
+}

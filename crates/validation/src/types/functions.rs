@@ -78,6 +78,37 @@ fn rates(
     Ok(CelList::from(rates))
 }
 
+/// `vat.allows(country, date, rate)`: one of the day's rates, or within the table's fallback
+/// range where it has none.
+fn allows(
+    vat: &VatVal,
+    country: &CelString<'_>,
+    date: &CelString<'_>,
+    rate: &Dec,
+) -> Result<CelBool, ExecutionError> {
+    let day = day_of("allows", date)?;
+    Ok(vat.0.allows(country.inner(), day, rate.0).into())
+}
+
+/// `vat.describe(country, date)`: what `allows` accepts, as a sentence.
+fn describe(
+    vat: &VatVal,
+    country: &CelString<'_>,
+    date: &CelString<'_>,
+) -> Result<CelString<'static>, ExecutionError> {
+    let day = day_of("describe", date)?;
+    Ok(vat.0.describe(country.inner(), day).into())
+}
+
+fn day_of(function: &str, date: &CelString<'_>) -> Result<NaiveDate, ExecutionError> {
+    parse_day(date.inner()).ok_or_else(|| {
+        error(
+            function,
+            format!("expected a date or date-time, found {:?}", date.inner()),
+        )
+    })
+}
+
 fn build() -> Env {
     let mut env = Env::stdlib();
     // The declarations below are fixed and distinct: a clash is a bug caught by every test.
@@ -92,6 +123,8 @@ fn declare(env: &mut Env) -> Result<(), cel::DeclarationError> {
     env.add_type(DECIMAL_TYPE.to_owned())?;
     env.add_type(VAT_TYPE.to_owned())?;
     cel::add_member_overload!(env, fn rates: (VatVal, CelString, CelString) -> Result<CelList>)?;
+    cel::add_member_overload!(env, fn allows: (VatVal, CelString, CelString, Dec) -> Result<CelBool>)?;
+    cel::add_member_overload!(env, fn describe: (VatVal, CelString, CelString) -> Result<CelString<'static>>)?;
     cel::add_overload!(env, fn decimal_string: (Dec) -> CelString<'static>, name = "string", id = "string(decimal)")?;
     cel::add_overload!(env, fn decimal: (CelString) -> Result<Dec>, id = "decimal(string)")?;
     cel::add_overload!(env, fn decimal_of_int: (CelInt) -> Dec, name = "decimal", id = "decimal(int)")?;
@@ -115,7 +148,12 @@ fn declare(env: &mut Env) -> Result<(), cel::DeclarationError> {
     cel::add_overload!(env, fn tax_id_error: (CelString) -> CelString<'static>, name = "tax_id_error")?;
     cel::add_overload!(env, fn seconds_between: (CelString, CelString) -> Result<CelInt>, name = "seconds_between")?;
     cel::add_overload!(env, fn format_amount: (Dec, CelString) -> CelString<'static>, name = "format_amount")?;
-    env.add_overload("join", "join(list,string)", vec![LIST_TYPE, STRING_TYPE], join)?;
+    env.add_overload(
+        "join",
+        "join(list,string)",
+        vec![LIST_TYPE, STRING_TYPE],
+        join,
+    )?;
     cel::add_overload!(env, fn is_datetime: (CelString) -> CelBool, name = "is_datetime")?;
     cel::add_overload!(env, fn is_date: (CelString) -> CelBool, name = "is_date")?;
     cel::add_overload!(env, fn date_of: (CelString) -> Result<CelString<'static>>, name = "date_of")?;
@@ -315,7 +353,9 @@ fn join<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionEr
         };
         parts.push(text);
     }
-    Ok(CowVal::Owned(Box::new(CelString::from(parts.join(&separator)))))
+    Ok(CowVal::Owned(Box::new(CelString::from(
+        parts.join(&separator),
+    ))))
 }
 
 fn parse_datetime(text: &str) -> Option<DateTime<FixedOffset>> {

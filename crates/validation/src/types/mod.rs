@@ -37,6 +37,7 @@ use self::rules::Rule;
 use self::vat::VatTable;
 use self::xml_map::Mapping;
 use crate::json::Reading;
+use crate::reasons::{MAX_REASONS, code};
 
 /// The manifest file of a type directory.
 pub const MANIFEST: &str = "type.toml";
@@ -92,7 +93,6 @@ struct Configured {
     reading: Reading,
     order: FieldOrder,
 }
-
 
 /// One loaded receipt type version.
 pub struct TypeDefinition {
@@ -311,7 +311,7 @@ impl TypeSet {
     ) -> Result<Valid, Vec<Reason>> {
         let resolved = self
             .resolve(name, format)
-            .map_err(|e| vec![Reason::new("", "unknown-receipt-type", e.to_string())])?;
+            .map_err(|e| vec![Reason::new("", code::UNKNOWN_RECEIPT_TYPE, e.to_string())])?;
         let engine = &resolved.definition.engine;
         let input = Document::read(format, &engine.reading, engine.mapping.as_ref(), document)?;
         configured(engine, &self.vat, input, received_at)
@@ -327,7 +327,9 @@ fn embedded() -> TypeSet {
             Some(MANIFEST) => include_str!("../../../../receipt-types/retail-receipt/v1/type.toml"),
             Some(SCHEMA) => include_str!("../../../../receipt-types/retail-receipt/v1/schema.json"),
             Some(RULES) => include_str!("../../../../receipt-types/retail-receipt/v1/rules.toml"),
-            Some(XML_MAPPING) => include_str!("../../../../receipt-types/retail-receipt/v1/xml.toml"),
+            Some(XML_MAPPING) => {
+                include_str!("../../../../receipt-types/retail-receipt/v1/xml.toml")
+            }
             _ => return Err(FileError::whole(path, "not embedded")),
         };
         Ok(text.to_owned())
@@ -373,11 +375,12 @@ impl Document {
             }
             (DocumentFormat::Xml, None) => Err(vec![Reason::new(
                 "/",
-                "invalid-document",
+                code::INVALID_DOCUMENT,
                 "this receipt type has no XML mapping",
             )]),
             (DocumentFormat::Json, _) => {
-                let invalid = |message: String| vec![Reason::new("", "invalid-document", message)];
+                let invalid =
+                    |message: String| vec![Reason::new("", code::INVALID_DOCUMENT, message)];
                 let text = as_utf8(bytes).map_err(|e| invalid(e.to_string()))?;
                 match crate::json::parse_strict(text, reading) {
                     Ok((value @ Value::Object(_), duplicates)) => Ok(Document {
@@ -395,9 +398,6 @@ impl Document {
         }
     }
 }
-
-/// At most this many reasons are returned (the last saying how many were left out).
-const MAX_REASONS: usize = 500;
 
 /// Where a reason came from: at one pointer, reasons sort in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -458,7 +458,7 @@ fn configured(
             }),
             Err(problem) => Err(vec![Reason::new(
                 if xml { "/" } else { "" },
-                "invalid-document",
+                code::INVALID_DOCUMENT,
                 format!("the receipt type does not define its core: {problem}"),
             )]),
         };
@@ -468,7 +468,7 @@ fn configured(
         reasons.truncate(MAX_REASONS - 1);
         reasons.push(Reason::new(
             if xml { "/" } else { "" },
-            "too-many-reasons",
+            code::TOO_MANY_REASONS,
             format!("{omitted} further reasons were left out; fix the ones above first"),
         ));
     }
@@ -582,7 +582,10 @@ fn load_type(dir: &Path, read: Files<'_>) -> Result<TypeDefinition, Vec<FileErro
     });
     let rules = rules.map_err(|es| errors.extend(es)).ok();
     let reads_xml = manifest.formats.contains(&DocumentFormat::Xml)
-        || manifest.aliases.iter().any(|a| a.format == DocumentFormat::Xml);
+        || manifest
+            .aliases
+            .iter()
+            .any(|a| a.format == DocumentFormat::Xml);
     let mapping = if reads_xml {
         let path = dir.join(XML_MAPPING);
         let mapping = read(&path).and_then(|text| {
@@ -625,5 +628,29 @@ fn load_type(dir: &Path, read: Files<'_>) -> Result<TypeDefinition, Vec<FileErro
             engine,
         }),
         _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The embedded files load (a broken one would only be logged at run time).
+    #[test]
+    fn the_builtin_set_loads_its_embedded_files() {
+        let set = TypeSet::builtin();
+        let retail = set.get("retail-receipt/v1").expect("retail type");
+        assert!(retail.engine.rules.len() > 20);
+        assert!(retail.engine.mapping.is_some());
+        let day = NaiveDate::from_ymd_opt(2026, 11, 20).expect("date");
+        assert_eq!(set.vat_rates("DE", day).len(), 3);
+        assert!(
+            set.resolve("retail-receipt-xml/v1", DocumentFormat::Xml)
+                .is_ok()
+        );
+        assert!(
+            set.resolve("retail-receipt/v1", DocumentFormat::Xml)
+                .is_err()
+        );
     }
 }

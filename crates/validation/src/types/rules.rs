@@ -3,6 +3,12 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
+use cel::common::types::{
+    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+};
+use cel::common::value::Val;
 use cel::{Context, Program, Value as CelValue};
 use receipts_domain::Reason;
 use serde::Deserialize;
@@ -220,11 +226,8 @@ pub(crate) struct Input<'a> {
 /// (for one rule, in item order), whatever order they are evaluated in.
 pub(crate) fn run(rules: &[Rule], input: &Input<'_>) -> Vec<Reason> {
     let mut found: Vec<(usize, Reason)> = Vec::new();
-    let Ok(receipt) = cel::to_value(input.document) else {
-        return Vec::new();
-    };
     let mut context = Context::with_env(functions::env());
-    context.add_variable_from_value("receipt", receipt);
+    context.add_variable_as_val("receipt", borrowed(input.document));
     context.add_variable_from_value("submitted_at", input.submitted_at.clone());
     context.add_variable_as_val("vat", Box::new(functions::VatVal(Arc::clone(input.vat))));
     for (n, rule) in rules.iter().enumerate() {
@@ -241,11 +244,8 @@ pub(crate) fn run(rules: &[Rule], input: &Input<'_>) -> Vec<Reason> {
             continue;
         };
         for (index, item) in items.iter().enumerate() {
-            let Ok(item) = cel::to_value(item) else {
-                continue;
-            };
             let mut scope = context.new_inner_scope();
-            scope.add_variable_from_value("item", item);
+            scope.add_variable_as_val("item", borrowed(item));
             scope.add_variable_from_value("index", index as i64);
             for (n, rule) in rules.iter().enumerate() {
                 if rule.for_each.as_deref() == Some(array) {
@@ -256,6 +256,29 @@ pub(crate) fn run(rules: &[Rule], input: &Input<'_>) -> Vec<Reason> {
     }
     found.sort_by_key(|(n, _)| *n);
     found.into_iter().map(|(_, reason)| reason).collect()
+}
+
+/// `value` as a CEL value that borrows its strings from it (no copy of the document's text).
+fn borrowed(value: &Value) -> Box<dyn Val + '_> {
+    match value {
+        Value::Null => Box::new(CelNull),
+        Value::Bool(b) => Box::new(CelBool::from(*b)),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Box::new(CelInt::from(i)),
+            (None, Some(u)) => Box::new(CelUInt::from(u)),
+            _ => Box::new(CelDouble::from(n.as_f64().unwrap_or(f64::NAN))),
+        },
+        Value::String(text) => Box::new(CelString::from(text.as_str())),
+        Value::Array(items) => Box::new(CelList::from(
+            items.iter().map(borrowed).collect::<Vec<_>>(),
+        )),
+        Value::Object(members) => Box::new(CelMap::from(
+            members
+                .iter()
+                .map(|(name, value)| (CelMapKey::from(name.as_str()), borrowed(value)))
+                .collect::<HashMap<_, _>>(),
+        )),
+    }
 }
 
 fn evaluate(
@@ -297,7 +320,7 @@ fn evaluate(
             n,
             Reason::new(
                 pointer(),
-                "out-of-range",
+                crate::reasons::code::OUT_OF_RANGE,
                 format!("a number is too large: {error}"),
             ),
         )),

@@ -7,6 +7,7 @@ use receipts_domain::Reason;
 use serde_json::Value;
 
 use super::pointer;
+use crate::reasons::code;
 
 pub(crate) const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
 
@@ -37,7 +38,7 @@ pub(crate) fn check(validator: &Validator, document: &Value) -> Vec<Reason> {
                 let name = property.as_str().unwrap_or_default();
                 reasons.push(Reason::new(
                     pointer::child(&at, name),
-                    "required",
+                    code::REQUIRED,
                     format!("{name} is required"),
                 ));
             }
@@ -46,7 +47,7 @@ pub(crate) fn check(validator: &Validator, document: &Value) -> Vec<Reason> {
                 for name in unexpected {
                     reasons.push(Reason::new(
                         pointer::child(&at, name),
-                        "unknown-field",
+                        code::UNKNOWN_FIELD,
                         format!("{name} is not a field of this receipt type"),
                     ));
                 }
@@ -61,13 +62,13 @@ pub(crate) fn check(validator: &Validator, document: &Value) -> Vec<Reason> {
 fn code(kind: &ValidationErrorKind) -> &'static str {
     use ValidationErrorKind as K;
     match kind {
-        K::Type { .. } => "invalid-type",
+        K::Type { .. } => code::INVALID_TYPE,
         K::Minimum { .. }
         | K::Maximum { .. }
         | K::ExclusiveMinimum { .. }
         | K::ExclusiveMaximum { .. }
-        | K::MultipleOf { .. } => "out-of-range",
-        K::MinItems { .. } | K::MaxItems { .. } | K::UniqueItems => "invalid-count",
-        _ => "invalid-format",
+        | K::MultipleOf { .. } => code::OUT_OF_RANGE,
+        K::MinItems { .. } | K::MaxItems { .. } | K::UniqueItems => code::INVALID_COUNT,
+        _ => code::INVALID_FORMAT,
     }
 }

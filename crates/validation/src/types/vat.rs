@@ -20,20 +20,40 @@ pub(crate) struct Period {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    #[serde(default)]
+    fallback: Option<Fallback>,
     #[serde(default, rename = "period")]
     periods: Vec<Period>,
+}
+
+/// The range of rates allowed where the table has no period.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fallback {
+    min: String,
+    max: String,
 }
 
 /// The parsed table. Empty when the directory has no `vat-rates.toml`.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct VatTable {
     periods: Vec<(String, NaiveDate, Option<NaiveDate>, Vec<Decimal>)>,
+    fallback: Option<(Decimal, Decimal)>,
 }
 
 impl VatTable {
     /// Parses the table; errors say which period is wrong.
     pub fn parse(text: &str) -> Result<VatTable, String> {
         let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        let fallback = match &file.fallback {
+            Some(f) => {
+                let bound = |text: &str| {
+                    super::decimal::parse_plain(text).map_err(|e| format!("fallback: {e}"))
+                };
+                Some((bound(&f.min)?, bound(&f.max)?))
+            }
+            None => None,
+        };
         let mut periods = Vec::with_capacity(file.periods.len());
         for (i, period) in file.periods.into_iter().enumerate() {
             let which = format!("period {} ({})", i + 1, period.country);
@@ -48,7 +68,31 @@ impl VatTable {
                 .map_err(|e| format!("{which}: {e}"))?;
             periods.push((period.country, period.from, period.until, rates));
         }
-        Ok(VatTable { periods })
+        Ok(VatTable { periods, fallback })
+    }
+
+    /// Whether a seller of `country` may charge `rate` on `day`: one of the day's rates, or,
+    /// where the table has none, within the fallback range (if the table has one).
+    pub fn allows(&self, country: &str, day: NaiveDate, rate: Decimal) -> bool {
+        let rates = self.rates(country, day);
+        match (rates.is_empty(), self.fallback) {
+            (false, _) => rates.contains(&rate),
+            (true, Some((min, max))) => min <= rate && rate <= max,
+            (true, None) => false,
+        }
+    }
+
+    /// The rates `allows` accepts, as a sentence for messages.
+    pub fn describe(&self, country: &str, day: NaiveDate) -> String {
+        let rates = self.rates(country, day);
+        match (rates.is_empty(), self.fallback) {
+            (false, _) => {
+                let list: Vec<String> = rates.iter().map(Decimal::to_string).collect();
+                format!("the VAT rates of {country} are {}", list.join(", "))
+            }
+            (true, Some((min, max))) => format!("VAT rates are between {min} and {max}"),
+            (true, None) => format!("there are no VAT rates for {country:?} on {day}"),
+        }
     }
 
     /// Every rate in force in `country` on `day`, highest first, without repeats; empty when
@@ -103,6 +147,23 @@ mod tests {
         );
         assert!(table.rates("FI", day("2024-08-31")).is_empty());
         assert!(table.rates("DE", day("2026-01-01")).is_empty());
+        assert!(
+            !table.allows("DE", day("2026-01-01"), Decimal::from(19)),
+            "no fallback"
+        );
+        assert!(table.allows("FI", day("2026-01-01"), "13.50".parse().expect("rate")));
+        assert_eq!(
+            table.describe("FI", day("2026-01-01")),
+            "the VAT rates of FI are 25.5, 13.5, 10, 0"
+        );
+        let with_fallback =
+            VatTable::parse("[fallback]\nmin = \"0\"\nmax = \"30\"\n").expect("table");
+        assert!(with_fallback.allows("HU", day("2026-01-01"), Decimal::from(27)));
+        assert!(!with_fallback.allows("HU", day("2026-01-01"), Decimal::from(31)));
+        assert_eq!(
+            with_fallback.describe("HU", day("2026-01-01")),
+            "VAT rates are between 0 and 30"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::pointer;
+use crate::reasons::code;
 
 /// `xml.toml` as written.
 #[derive(Debug, Deserialize)]
@@ -178,7 +179,7 @@ impl Mapping {
     /// Maps `bytes` to the canonical JSON, or gives the reasons it cannot be read (not UTF-8,
     /// malformed, DTD, wrong root) or has elements the mapping does not know, or repeats one.
     pub fn map(&self, bytes: &[u8]) -> Result<(Mapped, Vec<(String, Reason)>), Vec<Reason>> {
-        let unreadable = |message: String| vec![Reason::new("/", "invalid-document", message)];
+        let unreadable = |message: String| vec![Reason::new("/", code::INVALID_DOCUMENT, message)];
         let text = as_utf8(bytes).map_err(|e| unreadable(e.to_string()))?;
         let xml = parse_xml(text).map_err(|e| unreadable(e.to_string()))?;
         let root = xml.root_element();
@@ -215,8 +216,11 @@ impl Mapping {
                 for extra in select(root, &wrappers[..depth]).iter().skip(1) {
                     let path = state.xpath(*extra);
                     let name = self.step_name(*extra);
-                    let reason =
-                        Reason::new(path, "duplicate", format!("{name} may appear only once"));
+                    let reason = Reason::new(
+                        path,
+                        code::DUPLICATE,
+                        format!("{name} may appear only once"),
+                    );
                     state.reasons.push((array.pointer.clone(), reason));
                 }
             }
@@ -347,7 +351,11 @@ impl State<'_> {
         for (duplicate, _) in found.iter().skip(1) {
             let path = self.source_path(*duplicate, &field.steps);
             let name = self.mapping.step_name(*duplicate);
-            let reason = Reason::new(path, "duplicate", format!("{name} may appear only once"));
+            let reason = Reason::new(
+                path,
+                code::DUPLICATE,
+                format!("{name} may appear only once"),
+            );
             self.reasons.push((full_pointer.clone(), reason));
         }
         // A value is text: elements inside it are a type error (and not unknown fields).
@@ -358,7 +366,7 @@ impl State<'_> {
             let name = self.mapping.step_name(*node);
             let reason = Reason::new(
                 source.clone(),
-                "invalid-type",
+                code::INVALID_TYPE,
                 format!("{name} must hold text, not elements"),
             );
             self.reasons.push((full_pointer.clone(), reason));
@@ -419,7 +427,7 @@ impl State<'_> {
                 .unwrap_or_default();
             let reason = Reason::new(
                 path,
-                "unknown-field",
+                code::UNKNOWN_FIELD,
                 format!("{name} is not an element of this receipt type"),
             );
             self.reasons.push((format!("{parent}/{name}"), reason));
@@ -600,7 +608,7 @@ mod tests {
         assert_eq!(
             found,
             [
-                ("/r:Receipt/r:Number[2]", "duplicate"),
+                ("/r:Receipt/r:Number[2]", code::DUPLICATE),
                 ("/r:Receipt/r:Extra", "unknown-field")
             ]
         );
@@ -619,7 +627,7 @@ mod tests {
             .iter()
             .map(|(_, r)| (r.path.as_str(), r.code.as_str()))
             .collect();
-        assert_eq!(found, [("/r:Receipt/r:Payments[2]", "duplicate")]);
+        assert_eq!(found, [("/r:Receipt/r:Payments[2]", code::DUPLICATE)]);
     }
 
     #[test]
@@ -632,7 +640,7 @@ mod tests {
             b"<!DOCTYPE x><x/>",
         ] {
             let reasons = m.map(bad).expect_err("unreadable");
-            assert_eq!(reasons[0].code, "invalid-document");
+            assert_eq!(reasons[0].code, code::INVALID_DOCUMENT);
         }
     }
 
