@@ -366,10 +366,10 @@ impl Document {
     ) -> Result<Document, Vec<Reason>> {
         match (format, mapping) {
             (DocumentFormat::Xml, Some(mapping)) => {
-                let (mapped, found) = mapping.map(bytes)?;
+                let mapped = mapping.map(bytes)?;
                 Ok(Document {
                     canonical: mapped.document,
-                    found,
+                    found: mapped.found,
                     sources: Some(mapped.sources),
                 })
             }

@@ -101,6 +101,9 @@ pub(crate) struct Mapped {
     pub document: Value,
     /// Canonical pointer -> XPath of the source, for present and absent fields alike.
     pub sources: HashMap<String, String>,
+    /// The mapping's own reasons (repeated, unknown or non-text elements), each with the
+    /// canonical pointer it sorts at.
+    pub found: Vec<(String, Reason)>,
 }
 
 impl Mapping {
@@ -178,7 +181,7 @@ impl Mapping {
 
     /// Maps `bytes` to the canonical JSON, or gives the reasons it cannot be read (not UTF-8,
     /// malformed, DTD, wrong root) or has elements the mapping does not know, or repeats one.
-    pub fn map(&self, bytes: &[u8]) -> Result<(Mapped, Vec<(String, Reason)>), Vec<Reason>> {
+    pub fn map(&self, bytes: &[u8]) -> Result<Mapped, Vec<Reason>> {
         let unreadable = |message: String| vec![Reason::new("/", code::INVALID_DOCUMENT, message)];
         let text = as_utf8(bytes).map_err(|e| unreadable(e.to_string()))?;
         let xml = parse_xml(text).map_err(|e| unreadable(e.to_string()))?;
@@ -270,7 +273,11 @@ impl Mapping {
             reasons,
             ..
         } = state;
-        Ok((Mapped { document, sources }, reasons))
+        Ok(Mapped {
+            document,
+            sources,
+            found: reasons,
+        })
     }
 
     /// The byte range of the text of the top-level field `pointer` in `text` (for samples that
@@ -576,31 +583,33 @@ mod tests {
     fn maps_fields_arrays_attributes_and_types() {
         let xml = r#"<Receipt xmlns="urn:example"><Number>7</Number><Seller><TaxId>DE1</TaxId></Seller>
             <Covers>4</Covers><Payments><Payment method="card">1.00</Payment><Payment method="cash">2.00</Payment></Payments></Receipt>"#;
-        let (mapped, reasons) = mapping(MAPPING).map(xml.as_bytes()).expect("mapped");
+        let Mapped {
+            document,
+            sources,
+            found: reasons,
+        } = mapping(MAPPING).map(xml.as_bytes()).expect("mapped");
         assert!(reasons.is_empty(), "{reasons:?}");
         assert_eq!(
-            mapped.document,
+            document,
             serde_json::json!({"number": "7", "seller": {"tax_id": "DE1"}, "covers": 4,
                 "payments": [{"method": "card", "amount": "1.00"}, {"method": "cash", "amount": "2.00"}]})
         );
         assert_eq!(
-            mapped.sources["/payments/1/method"],
+            sources["/payments/1/method"],
             "/r:Receipt/r:Payments/r:Payment[2]/@method"
         );
-        assert_eq!(
-            mapped.sources["/seller/tax_id"],
-            "/r:Receipt/r:Seller/r:TaxId"
-        );
+        assert_eq!(sources["/seller/tax_id"], "/r:Receipt/r:Seller/r:TaxId");
     }
 
     #[test]
     fn absent_duplicate_and_unknown_elements() {
         let xml = r#"<Receipt xmlns="urn:example"><Number>7</Number><Number>8</Number><Extra/></Receipt>"#;
-        let (mapped, reasons) = mapping(MAPPING).map(xml.as_bytes()).expect("mapped");
-        assert_eq!(
-            mapped.sources["/seller/tax_id"],
-            "/r:Receipt/r:Seller/r:TaxId"
-        );
+        let Mapped {
+            sources,
+            found: reasons,
+            ..
+        } = mapping(MAPPING).map(xml.as_bytes()).expect("mapped");
+        assert_eq!(sources["/seller/tax_id"], "/r:Receipt/r:Seller/r:TaxId");
         let found: Vec<(&str, &str)> = reasons
             .iter()
             .map(|(_, r)| (r.path.as_str(), r.code.as_str()))
@@ -617,12 +626,16 @@ mod tests {
     #[test]
     fn absent_arrays_stay_absent_and_repeated_wrappers_are_duplicates() {
         let xml = r#"<Receipt xmlns="urn:example"><Number>7</Number></Receipt>"#;
-        let (mapped, reasons) = mapping(MAPPING).map(xml.as_bytes()).expect("mapped");
+        let Mapped {
+            document,
+            found: reasons,
+            ..
+        } = mapping(MAPPING).map(xml.as_bytes()).expect("mapped");
         assert!(reasons.is_empty(), "{reasons:?}");
-        assert_eq!(mapped.document.get("payments"), None);
+        assert_eq!(document.get("payments"), None);
         let xml = r#"<Receipt xmlns="urn:example"><Payments><Payment method="a">1</Payment></Payments>
             <Payments><Payment method="b">2</Payment></Payments></Receipt>"#;
-        let (_, reasons) = mapping(MAPPING).map(xml.as_bytes()).expect("mapped");
+        let reasons = mapping(MAPPING).map(xml.as_bytes()).expect("mapped").found;
         let found: Vec<(&str, &str)> = reasons
             .iter()
             .map(|(_, r)| (r.path.as_str(), r.code.as_str()))
