@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use receipts_telemetry::metrics as metric;
 use receipts_validation::types::{Catalog, ReceiptTypesConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -43,9 +44,9 @@ async fn watch(catalog: Catalog, interval: Duration, shutdown: CancellationToken
             } else {
                 "refused"
             };
-            metrics::counter!("receipt_types_reloads_total", "outcome" => outcome).increment(1);
+            metrics::counter!(metric::RECEIPT_TYPES_RELOADS, "outcome" => outcome).increment(1);
         }
         let loaded = catalog.current().iter().count();
-        metrics::gauge!("receipt_types_loaded").set(loaded as f64);
+        metrics::gauge!(metric::RECEIPT_TYPES_LOADED).set(loaded as f64);
     }
 }

@@ -44,6 +44,8 @@ pub const WEBHOOK_ENDPOINTS_DISABLED: &str = "receipts_webhook_endpoints_disable
 pub const STORE_OPERATION_DURATION: &str = "receipts_store_operation_duration_seconds";
 pub const STORE_ERRORS: &str = "receipts_store_errors_total";
 pub const BUILD_INFO: &str = "receipts_build_info";
+pub const RECEIPT_TYPES_RELOADS: &str = "receipts_receipt_types_reloads_total";
+pub const RECEIPT_TYPES_LOADED: &str = "receipts_receipt_types_loaded";
 
 /// A metric's Prometheus type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +192,16 @@ pub const CATALOGUE: &[Metric] = &[
     ),
     metric(STORE_ERRORS, Kind::Counter, "Store operations that failed."),
     metric(BUILD_INFO, Kind::Gauge, "The running build; always 1."),
+    metric(
+        RECEIPT_TYPES_RELOADS,
+        Kind::Counter,
+        "Reloads of a changed receipt types directory; outcome refused when a type was refused.",
+    ),
+    metric(
+        RECEIPT_TYPES_LOADED,
+        Kind::Gauge,
+        "Receipt types this service validates with.",
+    ),
 ];
 
 /// The process-wide Prometheus recorder.

@@ -197,7 +197,7 @@ async fn a_type_added_to_a_running_platform_serves_and_a_broken_one_is_refused()
             .await
             .ok()?;
         metrics
-            .contains("receipt_types_reloads_total{outcome=\"refused\"}")
+            .contains("receipts_receipt_types_reloads_total{outcome=\"refused\"}")
             .then_some(())
     })
     .await;
