@@ -15,8 +15,9 @@ import tomllib
 
 SHARED = {"kafka", "schema_registry", "telemetry"}
 SECTIONS: dict[str, set[str]] = {
-    "ingest-gateway": SHARED | {"gateway", "registry_callbacks", "webhooks", "store"},
-    "validator": SHARED | {"admin"},
+    "ingest-gateway": SHARED
+    | {"gateway", "registry_callbacks", "webhooks", "store", "receipt_types"},
+    "validator": SHARED | {"admin", "receipt_types"},
     "tax-registrar": SHARED | {"admin", "registry", "retry"},
     "logistics-registrar": SHARED | {"admin", "registry", "retry"},
     "status-projector": SHARED | {"admin", "status", "store"},
@@ -24,13 +25,24 @@ SECTIONS: dict[str, set[str]] = {
     "mock-registries": {"tax", "logistics", "telemetry"},
     # receipts up / setup / store / clients / dlt / list read the whole platform configuration.
     "receipts": SHARED
-    | {"embedded", "mocks", "registries", "retry", "status", "gateway", "webhooks", "store"},
+    | {
+        "embedded",
+        "mocks",
+        "registries",
+        "retry",
+        "status",
+        "gateway",
+        "webhooks",
+        "store",
+        "receipt_types",
+    },
 }
 # What a deployed binary's file must hold: without it, the binary would run on its loopback
-# defaults (127.0.0.1:9092, sqlite://data/...) instead of the cluster's services.
+# defaults (127.0.0.1:9092, sqlite://data/...) instead of the cluster's services, or on the
+# built-in receipt types only instead of the deployment's.
 REQUIRED: dict[str, set[str]] = {
-    "ingest-gateway": {"kafka", "schema_registry", "store", "gateway"},
-    "validator": {"kafka", "schema_registry"},
+    "ingest-gateway": {"kafka", "schema_registry", "store", "gateway", "receipt_types"},
+    "validator": {"kafka", "schema_registry", "receipt_types"},
     "tax-registrar": {"kafka", "schema_registry", "registry"},
     "logistics-registrar": {"kafka", "schema_registry", "registry"},
     "status-projector": {"kafka", "schema_registry", "store"},
