@@ -79,17 +79,32 @@ fn write_type(dir: &Path, rules: &str) {
 }
 
 async fn submit_ticket(platform: &RunningPlatform, key: &str, body: Vec<u8>) -> reqwest::Response {
+    submit_as(platform, "parking-ticket/v1", key, body).await
+}
+
+async fn submit_as(
+    platform: &RunningPlatform,
+    receipt_type: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
     platform
         .http
         .post(format!("{}/v1/receipts", platform.base))
         .bearer_auth(&platform.key)
         .header("Content-Type", "application/json")
-        .header("Receipt-Type", "parking-ticket/v1")
+        .header("Receipt-Type", receipt_type)
         .header("Idempotency-Key", key)
         .body(body)
         .send()
         .await
         .expect("submit")
+}
+
+/// The receipt `id` once it is terminal.
+async fn terminal(platform: &RunningPlatform, id: &str) -> serde_json::Value {
+    let statuses = ["ACCEPTED", "REJECTED", "FAILED"];
+    wait_for_status(&platform.http, &platform.base, &platform.key, id, &statuses).await
 }
 
 async fn accepted_id(response: reqwest::Response) -> String {
@@ -146,24 +161,10 @@ async fn a_type_added_to_a_running_platform_serves_and_a_broken_one_is_refused()
 
     let valid = accepted_id(submit_ticket(&platform, "valid", ticket("P-1", "A")).await).await;
     let invalid = accepted_id(submit_ticket(&platform, "invalid", ticket("P-2", "Z")).await).await;
-    let receipt = wait_for_status(
-        &platform.http,
-        &platform.base,
-        &platform.key,
-        &valid,
-        &["ACCEPTED", "REJECTED", "FAILED"],
-    )
-    .await;
+    let receipt = terminal(&platform, &valid).await;
     assert_eq!(receipt["status"], "ACCEPTED", "{receipt}");
     assert_eq!(receipt["receipt_type"], "parking-ticket/v1", "{receipt}");
-    let receipt = wait_for_status(
-        &platform.http,
-        &platform.base,
-        &platform.key,
-        &invalid,
-        &["ACCEPTED", "REJECTED", "FAILED"],
-    )
-    .await;
+    let receipt = terminal(&platform, &invalid).await;
     assert_eq!(receipt["status"], "REJECTED", "{receipt}");
     assert_eq!(receipt["reasons"][0]["code"], "zone-unknown", "{receipt}");
     assert_eq!(receipt["reasons"][0]["path"], "/zone", "{receipt}");
@@ -203,29 +204,12 @@ async fn a_type_added_to_a_running_platform_serves_and_a_broken_one_is_refused()
     .await;
     let still =
         accepted_id(submit_ticket(&platform, "after-break", ticket("P-3", "B")).await).await;
-    let receipt = wait_for_status(
-        &platform.http,
-        &platform.base,
-        &platform.key,
-        &still,
-        &["ACCEPTED", "REJECTED", "FAILED"],
-    )
-    .await;
+    let receipt = terminal(&platform, &still).await;
     assert_eq!(
         receipt["status"], "ACCEPTED",
         "the previous version still validates: {receipt}"
     );
-    let response = platform
-        .http
-        .post(format!("{}/v1/receipts", platform.base))
-        .bearer_auth(&platform.key)
-        .header("Content-Type", "application/json")
-        .header("Receipt-Type", "broken/v1")
-        .header("Idempotency-Key", "broken")
-        .body(ticket("P-4", "A"))
-        .send()
-        .await
-        .expect("submit");
+    let response = submit_as(&platform, "broken/v1", "broken", ticket("P-4", "A")).await;
     assert_eq!(response.status(), 400, "a refused type is not accepted");
 
     // A deprecated version still works, and says until when.
@@ -235,17 +219,13 @@ async fn a_type_added_to_a_running_platform_serves_and_a_broken_one_is_refused()
         + "status = \"deprecated\"\ndeprecated_since = \"2026-06-01\"\nsunset = \"2027-06-30\"\n";
     std::fs::write(old.join("type.toml"), deprecated).expect("manifest");
     let response = eventually("the deprecated version is loaded", WAIT, || async {
-        let response = platform
-            .http
-            .post(format!("{}/v1/receipts", platform.base))
-            .bearer_auth(&platform.key)
-            .header("Content-Type", "application/json")
-            .header("Receipt-Type", "parking-ticket/v0")
-            .header("Idempotency-Key", "deprecated")
-            .body(ticket("P-5", "A"))
-            .send()
-            .await
-            .ok()?;
+        let response = submit_as(
+            &platform,
+            "parking-ticket/v0",
+            "deprecated",
+            ticket("P-5", "A"),
+        )
+        .await;
         (response.status() == 202).then_some(response)
     })
     .await;
@@ -262,14 +242,7 @@ async fn a_type_added_to_a_running_platform_serves_and_a_broken_one_is_refused()
         Some("Wed, 30 Jun 2027 00:00:00 GMT")
     );
     let id = accepted_id(response).await;
-    let receipt = wait_for_status(
-        &platform.http,
-        &platform.base,
-        &platform.key,
-        &id,
-        &["ACCEPTED", "REJECTED", "FAILED"],
-    )
-    .await;
+    let receipt = terminal(&platform, &id).await;
     assert_eq!(receipt["status"], "ACCEPTED", "{receipt}");
     assert_eq!(
         receipt["receipt_type"], "parking-ticket/v0",
@@ -327,14 +300,7 @@ async fn every_shipped_type_goes_end_to_end() {
     }
     assert!(submitted.len() >= 10, "{submitted:?}");
     for (receipt_type, format, valid, id) in submitted {
-        let receipt = wait_for_status(
-            &platform.http,
-            &platform.base,
-            &platform.key,
-            &id,
-            &["ACCEPTED", "REJECTED", "FAILED"],
-        )
-        .await;
+        let receipt = terminal(&platform, &id).await;
         let what = format!("{receipt_type} {format} valid={valid}: {receipt}");
         assert_eq!(receipt["receipt_type"], receipt_type.as_str(), "{what}");
         if valid {
