@@ -1,9 +1,13 @@
 //! The JSON reader of configured receipt types: members kept in document order and duplicates
 //! reported (where `serde_json::Value` silently keeps the last), numbers as exact text.
 
-use receipts_domain::Reason;
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::cell::RefCell;
 use std::fmt;
+
+use receipts_domain::Reason;
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 use crate::reasons::code;
 
@@ -110,62 +114,165 @@ pub(crate) struct Reading {
 
 /// Parses a JSON document strictly for the configured receipt types: a repeated member is a
 /// `duplicate` reason at its pointer (the first occurrence is kept, as the built-in rules do).
+/// Read in one pass into `serde_json::Value` (no intermediate tree).
 pub(crate) fn parse_strict(
     text: &str,
     reading: &Reading,
 ) -> Result<(serde_json::Value, Vec<Reason>), serde_json::Error> {
-    let json: Json = serde_json::from_str(text)?;
-    let mut duplicates = Vec::new();
-    let value = to_value(json, "", false, reading, &mut duplicates);
-    Ok((value, duplicates))
+    let duplicates = RefCell::new(Vec::new());
+    let reader = Reader {
+        reading,
+        duplicates: &duplicates,
+        at: &Path::Root,
+        as_text: false,
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = reader.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok((value, duplicates.into_inner()))
 }
 
-/// `as_text`: whether this value is a member whose numbers are read as text.
-fn to_value(
-    json: Json,
-    path: &str,
+/// Where a value is, built into a JSON Pointer only when a duplicate needs it.
+enum Path<'a> {
+    Root,
+    Member(&'a Path<'a>, &'a str),
+    Item(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    fn pointer(&self) -> String {
+        match self {
+            Path::Root => String::new(),
+            Path::Member(parent, name) => format!("{}/{}", parent.pointer(), escape(name)),
+            Path::Item(parent, index) => format!("{}/{index}", parent.pointer()),
+        }
+    }
+}
+
+/// Reads one value at `at`; `as_text`: it is a member whose numbers are read as text.
+struct Reader<'a> {
+    reading: &'a Reading,
+    duplicates: &'a RefCell<Vec<Reason>>,
+    at: &'a Path<'a>,
     as_text: bool,
-    reading: &Reading,
-    duplicates: &mut Vec<Reason>,
-) -> serde_json::Value {
-    use serde_json::Value;
-    match json {
-        Json::Null => Value::Null,
-        Json::Bool(b) => Value::Bool(b),
-        Json::Number(text) if as_text => Value::String(text),
-        Json::Number(text) => text
-            .parse::<serde_json::Number>()
-            .map(Value::Number)
-            .unwrap_or(Value::String(text)),
-        Json::String(text) => Value::String(text),
-        Json::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| to_value(item, &format!("{path}/{i}"), false, reading, duplicates))
-                .collect(),
-        ),
-        Json::Object(members) => {
-            let mut object = serde_json::Map::new();
-            let mut seen = std::collections::HashSet::new();
-            for (key, value) in members {
-                let member = format!("{path}/{}", escape(&key));
-                if !seen.insert(key.clone()) {
-                    duplicates.push(Reason::new(
-                        member,
-                        code::DUPLICATE,
-                        format!("the member {key:?} appears more than once"),
-                    ));
-                    continue;
-                }
-                if reading.null_is_absent && value == Json::Null {
-                    continue;
-                }
-                let as_text = reading.numbers_as_text.contains(&key);
-                let value = to_value(value, &member, as_text, reading, duplicates);
-                object.insert(key, value);
+}
+
+impl<'de> DeserializeSeed<'de> for Reader<'_> {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Reader<'_> {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(self.number(v.to_string(), serde_json::Value::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(self.number(v.to_string(), serde_json::Value::from(v)))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        // Rust prints the shortest decimal that reads back as the same f64, never with an
+        // exponent, so "3.5" stays "3.5" and 1e-7 becomes "0.0000001".
+        let text = format!("{v}");
+        let number = serde_json::Number::from_f64(v)
+            .map(serde_json::Value::Number)
+            .unwrap_or_else(|| serde_json::Value::String(text.clone()));
+        Ok(self.number(text, number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            let at = Path::Item(self.at, items.len());
+            let reader = Reader {
+                at: &at,
+                as_text: false,
+                ..self
+            };
+            match seq.next_element_seed(reader)? {
+                Some(item) => items.push(item),
+                None => break,
             }
-            Value::Object(object)
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            // serde_json's `arbitrary_precision` (if another crate turns it on) sends a number
+            // as a one-member map.
+            if key == ARBITRARY_PRECISION_KEY {
+                let text: String = map.next_value()?;
+                let number = text
+                    .parse::<serde_json::Number>()
+                    .map(serde_json::Value::Number)
+                    .unwrap_or_else(|_| serde_json::Value::String(text.clone()));
+                return Ok(self.number(text, number));
+            }
+            let at = Path::Member(self.at, &key);
+            if !seen.insert(key.clone()) {
+                self.duplicates.borrow_mut().push(Reason::new(
+                    at.pointer(),
+                    code::DUPLICATE,
+                    format!("the member {key:?} appears more than once"),
+                ));
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let reader = Reader {
+                at: &at,
+                as_text: self.reading.numbers_as_text.contains(&key),
+                ..self
+            };
+            let value = map.next_value_seed(reader)?;
+            if self.reading.null_is_absent && value.is_null() {
+                continue;
+            }
+            object.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(object))
+    }
+}
+
+impl Reader<'_> {
+    /// A number: its text for a member read as text, else the number.
+    fn number(&self, text: String, number: serde_json::Value) -> serde_json::Value {
+        if self.as_text {
+            serde_json::Value::String(text)
+        } else {
+            number
         }
     }
 }

@@ -3,6 +3,7 @@
 //! mapped document is then checked by the same schema and rules as JSON, and every canonical
 //! pointer is translated back to the XPath of its source element.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use receipts_domain::Reason;
@@ -205,6 +206,7 @@ impl Mapping {
             sources: HashMap::new(),
             used: HashSet::from([root.id()]),
             items: HashSet::new(),
+            paths: RefCell::default(),
             reasons: Vec::new(),
         };
         let root_path = state.xpath(root);
@@ -261,12 +263,7 @@ impl Mapping {
             }
             pointer::insert(&mut state.document, &base, Value::Array(values));
         }
-        let pointers: HashMap<String, String> = state
-            .sources
-            .iter()
-            .map(|(pointer, path)| (path.clone(), pointer.clone()))
-            .collect();
-        state.unknown(root, &pointers);
+        state.unknown(root, &mut None);
         let State {
             document,
             sources,
@@ -318,6 +315,8 @@ struct State<'m> {
     used: HashSet<NodeId>,
     /// Array items: always written with their position in XPaths.
     items: HashSet<NodeId>,
+    /// XPaths computed so far.
+    paths: RefCell<HashMap<NodeId, String>>,
     /// Each with the canonical pointer it sorts at.
     reasons: Vec<(String, Reason)>,
 }
@@ -418,7 +417,7 @@ impl State<'_> {
 
     /// Reports every element nothing in the mapping reads (the outermost one of a subtree), at
     /// the pointer of its nearest mapped ancestor.
-    fn unknown(&mut self, node: Node<'_, '_>, pointers: &HashMap<String, String>) {
+    fn unknown(&mut self, node: Node<'_, '_>, pointers: &mut Option<HashMap<String, String>>) {
         for child in node.children().filter(Node::is_element) {
             if self.used.contains(&child.id()) {
                 self.unknown(child, pointers);
@@ -426,6 +425,13 @@ impl State<'_> {
             }
             let path = self.xpath(child);
             let name = self.mapping.step_name(child);
+            // XPath -> pointer, built once and only for a document with an unknown element.
+            let pointers = pointers.get_or_insert_with(|| {
+                self.sources
+                    .iter()
+                    .map(|(pointer, path)| (path.clone(), pointer.clone()))
+                    .collect()
+            });
             let parent = child
                 .ancestors()
                 .skip(1)
@@ -442,21 +448,27 @@ impl State<'_> {
     }
 
     /// The XPath of `node`: mapping prefixes; an array item's position always, another
-    /// element's only from the second of a name on (`Number`, `Number[2]`).
+    /// element's only from the second of a name on (`Number`, `Number[2]`). Memoized: the
+    /// fields of one element share its path.
     fn xpath(&self, node: Node<'_, '_>) -> String {
-        let mut steps = Vec::new();
-        for element in node.ancestors().filter(Node::is_element) {
-            let mut step = self.mapping.step_name(element);
-            let same = |n: &Node<'_, '_>| n.is_element() && n.tag_name() == element.tag_name();
-            // `prev_siblings` starts with the element itself: this is its 1-based position.
-            let position = element.prev_siblings().filter(same).count();
-            if position > 1 || self.items.contains(&element.id()) {
-                step = format!("{step}[{position}]");
-            }
-            steps.push(step);
+        if let Some(path) = self.paths.borrow().get(&node.id()) {
+            return path.clone();
         }
-        steps.reverse();
-        format!("/{}", steps.join("/"))
+        let parent = node
+            .parent()
+            .filter(Node::is_element)
+            .map(|p| self.xpath(p))
+            .unwrap_or_default();
+        let mut step = self.mapping.step_name(node);
+        let same = |n: &Node<'_, '_>| n.is_element() && n.tag_name() == node.tag_name();
+        // `prev_siblings` starts with the element itself: this is its 1-based position.
+        let position = node.prev_siblings().filter(same).count();
+        if position > 1 || self.items.contains(&node.id()) {
+            step = format!("{step}[{position}]");
+        }
+        let path = format!("{parent}/{step}");
+        self.paths.borrow_mut().insert(node.id(), path.clone());
+        path
     }
 }
 
