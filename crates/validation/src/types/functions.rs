@@ -148,6 +148,7 @@ fn declare(env: &mut Env) -> Result<(), cel::DeclarationError> {
     cel::add_overload!(env, fn tax_id_error: (CelString) -> CelString<'static>, name = "tax_id_error")?;
     cel::add_overload!(env, fn seconds_between: (CelString, CelString) -> Result<CelInt>, name = "seconds_between")?;
     cel::add_overload!(env, fn format_amount: (Dec, CelString) -> CelString<'static>, name = "format_amount")?;
+    cel::add_overload!(env, fn within_minor_units: (CelString, CelString) -> Result<CelBool>, name = "within_minor_units")?;
     env.add_overload(
         "join",
         "join(list,string)",
@@ -324,6 +325,19 @@ fn format_amount(value: &Dec, code: &CelString<'_>) -> CelString<'static> {
         shown.rescale(minor);
     }
     shown.to_string().into()
+}
+
+/// `within_minor_units(amount, currency)`: the amount (a decimal string) has at most the
+/// currency's decimals (trailing zeros do not count); `true` for an unknown currency, which is
+/// a problem of its own.
+fn within_minor_units(
+    amount: &CelString<'_>,
+    code: &CelString<'_>,
+) -> Result<CelBool, ExecutionError> {
+    let value = decimal::parse_plain(amount.inner()).map_err(|e| error("within_minor_units", e))?;
+    Ok(currency::minor_units(code.inner())
+        .is_none_or(|minor| decimal::scale(value) <= minor)
+        .into())
 }
 
 /// `join(list, separator)`: the items of a list (decimals, strings, numbers) as text.

@@ -337,8 +337,17 @@ impl State<'_> {
                 self.sources.entry(object).or_insert(path);
             }
         }
-        let mut found = select_values(context, &field.steps);
-        self.mark(context, &field.steps);
+        // One walk down the element steps, marking every element on the way as read.
+        let mut nodes = vec![context];
+        for step in &field.steps {
+            let Step::Element(ns, name) = step else { break };
+            nodes = nodes
+                .iter()
+                .flat_map(|n| n.children().filter(|c| matches(*c, ns, name)))
+                .collect();
+            self.used.extend(nodes.iter().map(|n| n.id()));
+        }
+        let mut found = values_of(nodes, &field.steps);
         // An empty element is no value (as an absent one); an attribute is a value even empty.
         if !matches!(field.steps.last(), Some(Step::Attribute(..))) {
             found
@@ -496,12 +505,19 @@ fn select_values<'a, 'input>(
     context: Node<'a, 'input>,
     steps: &[Step],
 ) -> Vec<(Node<'a, 'input>, String)> {
-    let elements: Vec<&Step> = steps
+    let elements = steps
         .iter()
         .take_while(|s| matches!(s, Step::Element(..)))
-        .collect();
-    let owned: Vec<Step> = elements.into_iter().cloned().collect();
-    let nodes = select(context, &owned);
+        .count();
+    values_of(select(context, &steps[..elements]), steps)
+}
+
+/// The values of `nodes`, the elements a field's `steps` select: their text, or the attribute
+/// the last step names.
+fn values_of<'a, 'input>(
+    nodes: Vec<Node<'a, 'input>>,
+    steps: &[Step],
+) -> Vec<(Node<'a, 'input>, String)> {
     match steps.last() {
         Some(Step::Attribute(ns, name)) => nodes
             .into_iter()
