@@ -23,7 +23,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::HttpConfig;
 use crate::problem::ApiError;
-use crate::{callbacks, receipt_types};
+use crate::{batch, callbacks, receipt_types};
 use crate::{list, routes, webhooks};
 
 /// Shared by all handlers; cheap to clone. The gateway writes only reservations and documents;
@@ -41,6 +41,8 @@ pub struct AppState {
     /// Base of status URLs, without a trailing slash.
     pub public_url: Arc<str>,
     pub max_body_bytes: usize,
+    pub max_batch_items: usize,
+    pub max_batch_bytes: usize,
     pub request_timeout: Duration,
     /// Admission of submissions (`max_in_flight_submissions` permits).
     pub submissions: Arc<tokio::sync::Semaphore>,
@@ -85,6 +87,8 @@ impl AppState {
             producer,
             public_url: public_url.into(),
             max_body_bytes: http.max_body_bytes,
+            max_batch_items: http.max_batch_items.max(1),
+            max_batch_bytes: http.max_batch_bytes,
             request_timeout: http.request_timeout,
             submissions: Arc::new(tokio::sync::Semaphore::new(
                 http.max_in_flight_submissions.max(1),
@@ -124,6 +128,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/receipts", post(routes::submit).get(list::list))
+        .route("/v1/receipts/batch", post(batch::submit_batch))
         .route("/v1/receipts/{id}", get(routes::receipt))
         .route("/v1/receipts/{id}/document", get(routes::document))
         .route("/v1/receipts/{id}/deliveries", get(webhooks::deliveries))

@@ -21,7 +21,8 @@ pub(crate) async fn read_limited(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
+    // Refused unread only beyond what is drained anyway (a batch limit may exceed the drain).
+    if declared.is_some_and(|n| n > limit.max(DRAIN_LIMIT) as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
     let mut buffer = Vec::with_capacity(declared.map_or(0, |n| n.min(limit as u64) as usize));

@@ -33,6 +33,10 @@ pub struct HttpConfig {
     /// overload; a healthy gateway at 1,000/s has a few dozen in flight, an overloaded one on
     /// one machine about a second of arrivals).
     pub max_in_flight_submissions: usize,
+    /// Items of one `POST /v1/receipts/batch` (more: 413 `batch-too-large`, nothing recorded).
+    pub max_batch_items: usize,
+    /// Bytes of one batch body; each item's document is also held to `max_body_bytes`.
+    pub max_batch_bytes: usize,
     /// The key list cursors are sealed with (HMAC-SHA256), shared by every gateway of a
     /// deployment. Unset: a random key per process (cursors then break on restart).
     pub cursor_key: Option<Secret>,
@@ -46,6 +50,8 @@ impl Default for HttpConfig {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             max_in_flight_submissions: 1024,
+            max_batch_items: 1000,
+            max_batch_bytes: 16 * 1024 * 1024,
             cursor_key: None,
         }
     }

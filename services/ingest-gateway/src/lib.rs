@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod batch;
 mod body;
 pub mod callbacks;
 pub mod config;

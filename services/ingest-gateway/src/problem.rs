@@ -55,6 +55,12 @@ pub enum ApiError {
     UnknownReceiptType(String),
     #[error("the request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("a batch holds at most {limit} items")]
+    BatchTooLarge { limit: usize },
+    #[error("{0}")]
+    InvalidBatch(String),
+    #[error("{0}")]
+    InvalidBatchItem(String),
     #[error("{0}")]
     Document(DocumentError),
     #[error("could not read the request body")]
@@ -156,6 +162,13 @@ impl ApiError {
                 "payload-too-large",
                 "Payload too large",
             ),
+            Self::BatchTooLarge { .. } => {
+                (S::PAYLOAD_TOO_LARGE, "batch-too-large", "Batch too large")
+            }
+            Self::InvalidBatch(_) => (S::BAD_REQUEST, "invalid-batch", "Invalid batch"),
+            Self::InvalidBatchItem(_) => {
+                (S::BAD_REQUEST, "invalid-batch-item", "Invalid batch item")
+            }
             Self::Document(e) => match e {
                 DocumentError::UnsupportedMediaType(_) => (
                     S::UNSUPPORTED_MEDIA_TYPE,
@@ -225,6 +238,9 @@ impl ApiError {
         }
         if let Self::PayloadTooLarge { limit } = self {
             extensions.insert("limit_bytes".into(), Value::from(*limit));
+        }
+        if let Self::BatchTooLarge { limit } = self {
+            extensions.insert("limit_items".into(), Value::from(*limit));
         }
         Problem {
             kind: format!("{TYPE_PREFIX}{slug}"),
@@ -299,6 +315,9 @@ mod tests {
             },
             ApiError::UnknownReceiptType("x".into()),
             ApiError::PayloadTooLarge { limit: 65536 },
+            ApiError::BatchTooLarge { limit: 1000 },
+            ApiError::InvalidBatch("x".into()),
+            ApiError::InvalidBatchItem("x".into()),
             ApiError::Document(DocumentError::Empty),
             ApiError::Document(DocumentError::InvalidUtf8 { offset: 3 }),
             ApiError::Document(DocumentError::MalformedJson {

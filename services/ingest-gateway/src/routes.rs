@@ -10,7 +10,8 @@ use receipts_domain::event::now_millis;
 use receipts_domain::{
     CallbackUrl, DocumentFormat, EventId, EventMeta, IdempotencyDecision, IdempotencyKey,
     NormalizedReceipt, Reason, ReceiptEvent, ReceiptId, ReceiptRecord, Registration,
-    RegistrationFailure, RequestFingerprint, Reservation, Status, Submitted, TimelineEntry,
+    RegistrationFailure, RequestFingerprint, Reservation, Status, Submitted, TenantId,
+    TimelineEntry,
 };
 use receipts_store::{Document, Reserved};
 use receipts_validation::types::{self, LookupError};
@@ -36,7 +37,7 @@ pub struct Accepted {
 }
 
 /// A validated submission request.
-struct Submission {
+pub(crate) struct Submission {
     /// As the `Receipt-Type` header named it (an alias stays an alias).
     receipt_type: String,
     format: DocumentFormat,
@@ -66,6 +67,40 @@ pub async fn submit(
         .try_acquire()
         .map_err(|_| ApiError::Overloaded)?;
     let submission = parse_submission(&state, &headers, body).await?;
+    let deprecation = submission.deprecation;
+    let (receipt_id, replay) = accept(&state, &caller.tenant, submission).await?;
+    let status_url = status_url(&state, receipt_id);
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            id: receipt_id,
+            status: Status::Received,
+            status_url: status_url.clone(),
+        }),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&status_url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    if let Some((since, sunset)) = deprecation {
+        crate::receipt_types::deprecation_headers(response.headers_mut(), since, sunset);
+    }
+    if replay {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Records one parsed submission: reserves its idempotency key, produces the `submitted` event
+/// (acknowledged by the broker) and stores the document. Returns the receipt id and whether the
+/// key replayed an earlier submission. Shared by single and batch submissions.
+pub(crate) async fn accept(
+    state: &AppState,
+    tenant: &TenantId,
+    submission: Submission,
+) -> Result<(ReceiptId, bool), ApiError> {
     let format = submission.format;
     let fingerprint = RequestFingerprint::of(
         &submission.receipt_type,
@@ -74,7 +109,7 @@ pub async fn submit(
         &submission.document,
     );
     let fresh = Reservation {
-        tenant_id: caller.tenant.clone(),
+        tenant_id: tenant.clone(),
         idempotency_key: submission.key.clone(),
         fingerprint: fingerprint.clone(),
         receipt_id: ReceiptId::new(),
@@ -117,7 +152,7 @@ pub async fn submit(
             meta: EventMeta {
                 event_id: reservation.event_id,
                 receipt_id,
-                tenant_id: caller.tenant.clone(),
+                tenant_id: tenant.clone(),
                 occurred_at: reservation.received_at,
                 attempt: 1,
             },
@@ -136,7 +171,7 @@ pub async fn submit(
             .documents
             .put_document(&Document {
                 receipt_id,
-                tenant_id: caller.tenant.clone(),
+                tenant_id: tenant.clone(),
                 content_type: submission.content_type,
                 bytes: submission.document.to_vec(),
             })
@@ -144,28 +179,7 @@ pub async fn submit(
             .map_err(store_unavailable)?;
         tracing::info!(receipt_type = %submission.receipt_type, replay, "receipt accepted");
     }
-    let status_url = status_url(&state, receipt_id);
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            id: receipt_id,
-            status: Status::Received,
-            status_url: status_url.clone(),
-        }),
-    )
-        .into_response();
-    if let Ok(location) = HeaderValue::from_str(&status_url) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    if let Some((since, sunset)) = submission.deprecation {
-        crate::receipt_types::deprecation_headers(response.headers_mut(), since, sunset);
-    }
-    if replay {
-        response
-            .headers_mut()
-            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    Ok((receipt_id, replay))
 }
 
 async fn parse_submission(
@@ -173,13 +187,34 @@ async fn parse_submission(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Submission, ApiError> {
-    let content_type = header_str(headers, header::CONTENT_TYPE.as_str())?.ok_or_else(|| {
+    let mut submission = prepare(
+        state,
+        header_str(headers, header::CONTENT_TYPE.as_str())?,
+        header_str(headers, RECEIPT_TYPE)?,
+        header_str(headers, IDEMPOTENCY_KEY)?,
+        header_str(headers, CALLBACK_URL)?,
+    )?;
+    let document = read_limited(headers, body, state.max_body_bytes).await?;
+    submission.attach(document)?;
+    Ok(submission)
+}
+
+/// Checks what a submission states besides its document (the headers of a single submission,
+/// the envelope of a batch item), in a fixed order; the document is attached afterwards.
+pub(crate) fn prepare(
+    state: &AppState,
+    content_type: Option<&str>,
+    receipt_type: Option<&str>,
+    idempotency_key: Option<&str>,
+    callback_url: Option<&str>,
+) -> Result<Submission, ApiError> {
+    let content_type = content_type.ok_or_else(|| {
         ApiError::UnsupportedMediaType("a Content-Type header is required".into())
     })?;
     let format = DocumentFormat::from_content_type(content_type).map_err(ApiError::Document)?;
-    let type_name =
-        header_str(headers, RECEIPT_TYPE)?.ok_or(ApiError::MissingHeader("Receipt-Type"))?;
-    let receipt_type = type_name.trim();
+    let receipt_type = receipt_type
+        .ok_or(ApiError::MissingHeader("Receipt-Type"))?
+        .trim();
     let resolved = state
         .receipt_types
         .current()
@@ -201,23 +236,18 @@ async fn parse_submission(
         (types::Status::Deprecated, Some(since), Some(sunset)) => Some((since, sunset)),
         _ => None,
     };
-    let key =
-        header_str(headers, IDEMPOTENCY_KEY)?.ok_or(ApiError::MissingHeader("Idempotency-Key"))?;
+    let key = idempotency_key.ok_or(ApiError::MissingHeader("Idempotency-Key"))?;
     let key = IdempotencyKey::parse(key).map_err(|e| ApiError::InvalidHeader {
         name: "Idempotency-Key",
         reason: e.to_string(),
     })?;
-    let callback_url = header_str(headers, CALLBACK_URL)?
+    let callback_url = callback_url
         .map(|v| CallbackUrl::parse(v.trim()))
         .transpose()
         .map_err(|e| ApiError::InvalidHeader {
             name: "Callback-Url",
             reason: e.to_string(),
         })?;
-    let document = read_limited(headers, body, state.max_body_bytes).await?;
-    format
-        .check_well_formed(&document)
-        .map_err(ApiError::Document)?;
     Ok(Submission {
         receipt_type: receipt_type.to_owned(),
         format,
@@ -225,8 +255,19 @@ async fn parse_submission(
         content_type: content_type.to_owned(),
         key,
         callback_url,
-        document,
+        document: Bytes::new(),
     })
+}
+
+impl Submission {
+    /// Attaches the document once it is known to be well-formed in the submission's format.
+    pub(crate) fn attach(&mut self, document: Bytes) -> Result<(), ApiError> {
+        self.format
+            .check_well_formed(&document)
+            .map_err(ApiError::Document)?;
+        self.document = document;
+        Ok(())
+    }
 }
 
 /// A header as text; a header that is not visible ASCII is invalid rather than absent.
@@ -240,7 +281,7 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&
     }
 }
 
-fn status_url(state: &AppState, id: ReceiptId) -> String {
+pub(crate) fn status_url(state: &AppState, id: ReceiptId) -> String {
     format!("{}/v1/receipts/{id}", state.public_url)
 }
 

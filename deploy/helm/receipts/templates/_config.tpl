@@ -133,6 +133,8 @@ public_url = {{ include "receipts.publicUrl" $root | toJson }}
 max_body_bytes = {{ int $root.Values.gateway.maxBodyBytes }}
 request_timeout = {{ $root.Values.gateway.requestTimeout | toJson }}
 max_in_flight_submissions = {{ int $root.Values.gateway.maxInFlightSubmissions }}
+max_batch_items = {{ int $root.Values.gateway.maxBatchItems }}
+max_batch_bytes = {{ int $root.Values.gateway.maxBatchBytes }}
 {{- range $name := list "logistics" "tax" }}
 {{- $registry := index $root.Values.registries $name }}
 {{- if $registry.callbacks }}

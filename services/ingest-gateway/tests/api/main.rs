@@ -1,5 +1,6 @@
 //! The HTTP API against a real broker (tansu), the embedded Schema Registry and a real SQLite file.
 
+mod batch;
 mod helpers;
 mod idempotency;
 mod input;
