@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod baseline;
+pub mod bulk;
 pub mod generator;
 pub mod lag;
 pub mod process;

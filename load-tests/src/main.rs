@@ -39,6 +39,9 @@ enum Scenario {
     /// The gateway against a naive produce-and-202 handler on the same broker: the ratio of
     /// their sustained 202 rates.
     Ingest,
+    /// `--max` receipts as single submissions, then as many in NDJSON batches of
+    /// `--batch-size`: acknowledged receipts per second of each (closed loop).
+    Batch,
 }
 
 impl Scenario {
@@ -52,7 +55,7 @@ impl Scenario {
 #[command(
     name = "load-tests",
     about = "Open-loop load against a running receipts platform",
-    after_help = "Examples:\n  load-tests smoke\n  load-tests steady --rate 200 --duration 60s\n  load-tests ramp --from 50 --rate 1000 --duration 5m\n  load-tests peak\n  load-tests registry-outage --rate 100 --duration 3m\n  load-tests slow-webhooks --rate 100\n  load-tests list-while-ingesting --rate 500\n  load-tests ingest --rate 1500 --duration 30s"
+    after_help = "Examples:\n  load-tests smoke\n  load-tests steady --rate 200 --duration 60s\n  load-tests ramp --from 50 --rate 1000 --duration 5m\n  load-tests peak\n  load-tests registry-outage --rate 100 --duration 3m\n  load-tests slow-webhooks --rate 100\n  load-tests list-while-ingesting --rate 500\n  load-tests ingest --rate 1500 --duration 30s\n  load-tests batch --max 5000 --batch-size 100 --drain 30s"
 )]
 struct Cli {
     scenario: Scenario,
@@ -88,6 +91,12 @@ struct Cli {
         "logistics=http://127.0.0.1:8092/".to_owned(),
     ])]
     mocks: Vec<String>,
+    /// Items per batch (`batch`).
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Requests in flight (`batch`).
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
     /// The receipt types directory the documents are drawn from (every type and format in
     /// turn); without it, the built-in retail type.
     #[arg(long, default_value = "receipt-types")]
@@ -186,6 +195,40 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     if cli.scenario == Scenario::Ingest {
         return ingest(&cli, options, tenants, &receiver).await;
     }
+    if cli.scenario == Scenario::Batch {
+        let tenant = tenants
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no tenant"))?;
+        let count = usize::try_from(cli.max.min(100_000)).unwrap_or(100_000);
+        let figures = load_tests::bulk::compare(
+            &http,
+            &cli.url,
+            &tenant.key,
+            &options.types,
+            &load_tests::bulk::Plan {
+                count,
+                batch_size: cli.batch_size,
+                concurrency: cli.concurrency,
+                pause: cli.drain,
+                seed,
+            },
+        )
+        .await?;
+        println!(
+            "batch: {} receipts: single {:.0}/s ({} accepted), batches of {} {:.0}/s ({} accepted), {} in flight",
+            figures.receipts,
+            figures.single_per_s,
+            figures.single_accepted,
+            figures.batch_size,
+            figures.batch_per_s,
+            figures.batch_accepted,
+            figures.concurrency
+        );
+        let path = cli.out.join(format!("batch-{}.json", seed % 100_000));
+        std::fs::create_dir_all(&cli.out)?;
+        std::fs::write(&path, serde_json::to_vec_pretty(&figures)?)?;
+        return Ok(figures.single_accepted == count && figures.batch_accepted == count);
+    }
 
     let side = Side::start(&cli, &http, &options, &tenants).await?;
     let mut summary = generator::run(options, tenants, &receiver, heard).await?;
@@ -213,6 +256,8 @@ fn schedule(cli: &Cli) -> Schedule {
         Scenario::Peak | Scenario::ListWhileIngesting => steady(1_000.0, 10 * minute),
         Scenario::RegistryOutage => steady(100.0, 3 * minute),
         Scenario::Ingest => steady(1_500.0, Duration::from_secs(30)),
+        // Closed loop: no schedule of its own.
+        Scenario::Batch => steady(0.0, Duration::ZERO),
         Scenario::Ramp => Schedule {
             from: cli.from,
             to: cli.rate.unwrap_or(1_000.0),
