@@ -189,7 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         progress: !cli.quiet,
         platform_pid: cli.pid,
         metrics_url: Some(metrics_url),
-        types: Arc::new(receipt_types(&cli.receipt_types)),
+        types: receipt_types(&cli.receipt_types),
         acknowledgements_only: false,
     };
     if cli.scenario == Scenario::Ingest {
@@ -426,7 +426,7 @@ fn report(cli: &Cli, summary: &Summary) -> anyhow::Result<()> {
 
 /// The types in `dir` (the platform's, by default the repository's `receipt-types/`), or the
 /// built-in ones when there is no such directory.
-fn receipt_types(dir: &std::path::Path) -> TypeSet {
+fn receipt_types(dir: &std::path::Path) -> Arc<TypeSet> {
     if !dir.is_dir() {
         return TypeSet::builtin();
     }
@@ -434,7 +434,7 @@ fn receipt_types(dir: &std::path::Path) -> TypeSet {
     for error in errors {
         eprintln!("receipt type left out: {error}");
     }
-    types
+    Arc::new(types)
 }
 
 /// A seed that differs from run to run (documents and idempotency keys are unique per run).

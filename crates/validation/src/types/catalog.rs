@@ -53,7 +53,7 @@ impl Catalog {
     /// A catalog of the built-in types only.
     pub fn builtin() -> Catalog {
         Catalog {
-            current: Arc::new(RwLock::new(Arc::new(TypeSet::builtin()))),
+            current: Arc::new(RwLock::new(TypeSet::builtin())),
             dir: None,
             seen: Arc::default(),
         }
@@ -95,15 +95,19 @@ impl Catalog {
         if *self.seen.lock().unwrap_or_else(PoisonError::into_inner) == state {
             return Reload::default();
         }
-        self.reload()
+        self.load(dir, state)
     }
 
     /// Reloads the directory now.
     pub fn reload(&self) -> Reload {
-        let Some(dir) = &self.dir else {
-            return Reload::default();
-        };
-        let state = snapshot(dir);
+        match &self.dir {
+            Some(dir) => self.load(dir, snapshot(dir)),
+            None => Reload::default(),
+        }
+    }
+
+    /// Loads `dir`, whose files are in the state `state`.
+    fn load(&self, dir: &Path, state: Snapshot) -> Reload {
         let previous = self.current();
         let (set, errors) = TypeSet::load(dir, Some(&previous));
         for error in &errors {

@@ -82,23 +82,25 @@ pub fn check_dir(dir: &Path) -> Vec<FileError> {
 }
 
 impl TypeDefinition {
-    /// The examples of this type.
-    pub fn examples(&self) -> Vec<ExampleDocument> {
-        let Ok(file) = examples_file(self) else {
-            return Vec::new();
-        };
-        let base = self.dir.join("examples");
-        file.examples
-            .iter()
-            .filter_map(|e| {
-                Some(ExampleDocument {
-                    path: base.join(&e.file),
-                    format: format_of(&e.file)?,
-                    valid: e.reasons.is_empty(),
-                    submitted_at: file.submitted_at,
+    /// The examples of this type, read once (samples draw from them for every document).
+    pub fn examples(&self) -> &[ExampleDocument] {
+        self.examples.get_or_init(|| {
+            let Ok(file) = examples_file(self) else {
+                return Vec::new();
+            };
+            let base = self.dir.join("examples");
+            file.examples
+                .iter()
+                .filter_map(|e| {
+                    Some(ExampleDocument {
+                        path: base.join(&e.file),
+                        format: format_of(&e.file)?,
+                        valid: e.reasons.is_empty(),
+                        submitted_at: file.submitted_at,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 }
 

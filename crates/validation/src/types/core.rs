@@ -7,7 +7,7 @@ use receipts_domain::{Line, NormalizedReceipt, Party, Payment, Totals};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
-use super::decimal::parse_plain;
+use super::decimal::{at_scale, parse_plain};
 use crate::{currency, tax_id};
 
 /// Top-level fields of the core.
@@ -176,15 +176,6 @@ pub(crate) fn extension(document: &Value) -> Option<Value> {
         }
     }
     (!extension.is_empty()).then_some(Value::Object(extension))
-}
-
-/// `value` with exactly `decimals` decimals when no digit is lost.
-fn at_scale(value: Decimal, decimals: u32) -> Decimal {
-    let mut value = value.normalize();
-    if value.scale() <= decimals {
-        value.rescale(decimals);
-    }
-    value
 }
 
 #[cfg(test)]

@@ -197,6 +197,16 @@ pub(crate) fn round(value: Decimal, places: u32, strategy: RoundingStrategy) -> 
     rounded
 }
 
+/// `value` with exactly `decimals` decimals when no digit is lost (`3.5` at 2 is `3.50`;
+/// `3.505` stays).
+pub(crate) fn at_scale(value: Decimal, decimals: u32) -> Decimal {
+    let mut value = value.normalize();
+    if value.scale() <= decimals {
+        value.rescale(decimals);
+    }
+    value
+}
+
 /// The number of decimals that matter (`3.50` has 1).
 pub(crate) fn scale(value: Decimal) -> u32 {
     value.normalize().scale()

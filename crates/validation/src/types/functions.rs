@@ -318,13 +318,12 @@ fn tax_id_error(id: &CelString<'_>) -> CelString<'static> {
 /// `format_amount(d, currency)`: `d` with the currency's decimals when that loses no digit
 /// (`3.5` in EUR is `3.50`), else as it is; as it is for an unknown currency.
 fn format_amount(value: &Dec, code: &CelString<'_>) -> CelString<'static> {
-    let mut shown = value.0.normalize();
-    if let Some(minor) = currency::minor_units(code.inner())
-        && shown.scale() <= minor
-    {
-        shown.rescale(minor);
+    match currency::minor_units(code.inner()) {
+        Some(minor) => decimal::at_scale(value.0, minor),
+        None => value.0.normalize(),
     }
-    shown.to_string().into()
+    .to_string()
+    .into()
 }
 
 /// `within_minor_units(amount, currency)`: the amount (a decimal string) has at most the

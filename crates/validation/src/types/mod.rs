@@ -110,6 +110,8 @@ pub struct TypeDefinition {
     pub schema: Value,
     pub dir: PathBuf,
     engine: Box<Configured>,
+    /// `examples/examples.toml`, read on first use.
+    examples: std::sync::OnceLock<Vec<ExampleDocument>>,
 }
 
 impl fmt::Debug for TypeDefinition {
@@ -180,9 +182,9 @@ pub struct TypeSet {
 impl TypeSet {
     /// The types built into this release (the retail type), for a platform without a types
     /// directory.
-    pub fn builtin() -> TypeSet {
-        static BUILTIN: LazyLock<TypeSet> = LazyLock::new(embedded);
-        BUILTIN.clone()
+    pub fn builtin() -> Arc<TypeSet> {
+        static BUILTIN: LazyLock<Arc<TypeSet>> = LazyLock::new(|| Arc::new(embedded()));
+        Arc::clone(&BUILTIN)
     }
 
     /// Loads every type of `dir`. A type directory with errors is left out (its errors are
@@ -626,6 +628,7 @@ fn load_type(dir: &Path, read: Files<'_>) -> Result<TypeDefinition, Vec<FileErro
             schema,
             dir: dir.to_owned(),
             engine,
+            examples: std::sync::OnceLock::new(),
         }),
         _ => Err(errors),
     }

@@ -79,7 +79,7 @@ fn example(
 ) -> Option<(String, Option<DateTime<Utc>>)> {
     let candidates: Vec<_> = definition
         .examples()
-        .into_iter()
+        .iter()
         .filter(|e| e.format == format && e.valid == valid)
         .collect();
     let chosen = candidates.choose(&mut StdRng::seed_from_u64(seed))?;

@@ -229,9 +229,8 @@ impl Mapping {
                     state.reasons.push((array.pointer.clone(), reason));
                 }
             }
-            let items = select(root, &array.steps);
+            let items = state.walk(root, &array.steps);
             state.items.extend(items.iter().map(|i| i.id()));
-            state.mark(root, &array.steps);
             let base = array.pointer.clone();
             // The array's own path: its container element (where an empty list is reported).
             let container = match select(root, wrappers).first() {
@@ -338,15 +337,7 @@ impl State<'_> {
             }
         }
         // One walk down the element steps, marking every element on the way as read.
-        let mut nodes = vec![context];
-        for step in &field.steps {
-            let Step::Element(ns, name) = step else { break };
-            nodes = nodes
-                .iter()
-                .flat_map(|n| n.children().filter(|c| matches(*c, ns, name)))
-                .collect();
-            self.used.extend(nodes.iter().map(|n| n.id()));
-        }
+        let nodes = self.walk(context, &field.steps);
         let mut found = values_of(nodes, &field.steps);
         // An empty element is no value (as an absent one); an attribute is a value even empty.
         if !matches!(field.steps.last(), Some(Step::Attribute(..))) {
@@ -411,8 +402,13 @@ impl State<'_> {
         }
     }
 
-    /// Marks every element on `steps` from `context` as known.
-    fn mark(&mut self, context: Node<'_, '_>, steps: &[Step]) {
+    /// The elements the element steps of `steps` select from `context`, every element on the
+    /// way marked as read (one walk for both).
+    fn walk<'a, 'input>(
+        &mut self,
+        context: Node<'a, 'input>,
+        steps: &[Step],
+    ) -> Vec<Node<'a, 'input>> {
         let mut current = vec![context];
         for step in steps {
             let Step::Element(ns, name) = step else { break };
@@ -422,6 +418,7 @@ impl State<'_> {
                 .collect();
             self.used.extend(current.iter().map(|n| n.id()));
         }
+        current
     }
 
     /// Reports every element nothing in the mapping reads (the outermost one of a subtree), at
