@@ -10,6 +10,8 @@ mod failure;
 pub mod idempotency;
 pub mod ids;
 pub mod listing;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod projection;
 pub mod receipt;
 pub mod receipt_type;

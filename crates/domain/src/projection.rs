@@ -52,6 +52,7 @@ pub struct ReceiptRecord {
 }
 
 /// One event in a receipt's history.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     pub event_id: EventId,

@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 /// A receipt after validation: every amount checked and in its currency's scale.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NormalizedReceipt {
     /// The issuer's own receipt number.
@@ -23,6 +24,7 @@ pub struct NormalizedReceipt {
 }
 
 /// Seller or buyer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Party {
     /// VAT identification number, country prefix included (e.g. `DE136695976`).
@@ -32,6 +34,7 @@ pub struct Party {
     pub name: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     pub description: String,
@@ -44,6 +47,7 @@ pub struct Line {
     pub gross_amount: Decimal,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub net_amount: Decimal,
@@ -51,6 +55,7 @@ pub struct Totals {
     pub gross_amount: Decimal,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
     pub method: String,
@@ -59,6 +64,7 @@ pub struct Payment {
 
 /// One reason a receipt was refused: where (a JSON Pointer for JSON documents, an XPath for XML
 /// ones), a stable machine-readable code, and a sentence for people.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Reason {
     pub path: String,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 /// A registry's name as configured (`tax`, `logistics`, `tax-2`): it names the registrar service,
 /// the registration topics (`receipts.<name>-registered`, `receipts.<name>-failed`) and the
 /// registrations shown to partners.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct RegistryName(String);
@@ -56,6 +57,7 @@ impl<'de> Deserialize<'de> for RegistryName {
 }
 
 /// A receipt registered with one registry.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
     pub registry: RegistryName,
@@ -67,6 +69,7 @@ pub struct Registration {
 }
 
 /// Why registering with one registry failed for good.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistrationFailure {
     pub registry: RegistryName,

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::registry::RegistryName;
 
 /// What partners see.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {

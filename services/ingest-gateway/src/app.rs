@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Router, middleware};
 use receipts_core::{CursorKey, Receipts, Webhooks};
 use receipts_domain::RegistryName;
@@ -20,11 +19,14 @@ use receipts_validation::types::Catalog;
 use receipts_webhooks::{AddressPolicy, WebhookConfig};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::HttpConfig;
 use crate::problem::ApiError;
 use crate::{batch, callbacks, receipt_types};
-use crate::{list, routes, webhooks};
+use crate::{list, openapi, routes, webhooks};
 
 /// Shared by all handlers; cheap to clone. The gateway writes only reservations and documents;
 /// everything else it reads (receipts) or changes through the core's use cases (webhooks).
@@ -58,6 +60,8 @@ pub struct AppState {
     pub metrics: Recorder,
     /// The receipt types submissions may name (reloaded when their directory changes).
     pub receipt_types: Catalog,
+    /// The OpenAPI document, serialized once.
+    pub openapi: axum::body::Bytes,
 }
 
 impl AppState {
@@ -108,6 +112,7 @@ impl AppState {
             },
             metrics: receipts_telemetry::metrics::install(),
             receipt_types: Catalog::builtin(),
+            openapi: openapi::document_json().into(),
         }
     }
 
@@ -124,56 +129,41 @@ impl AppState {
     }
 }
 
+/// Every route of the HTTP API with its OpenAPI operation: each handler is registered through
+/// its `#[utoipa::path]` annotation, so a route cannot exist without its documentation.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(routes::submit, list::list))
+        .routes(routes!(batch::submit_batch))
+        .routes(routes!(routes::receipt))
+        .routes(routes!(routes::document))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
+        .routes(routes!(
+            webhooks::get_endpoint,
+            webhooks::update_endpoint,
+            webhooks::delete_endpoint
+        ))
+        .routes(routes!(webhooks::rotate_endpoint_secret))
+        .routes(routes!(receipt_types::list))
+        .routes(routes!(receipt_types::get))
+        .routes(routes!(webhooks::callback_secret))
+        .routes(routes!(webhooks::rotate_callback_secret))
+        .routes(routes!(callbacks::registry_callback))
+        .routes(routes!(livez))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs_page))
+        .routes(routes!(openapi::docs_asset))
+}
+
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/receipts", post(routes::submit).get(list::list))
-        .route("/v1/receipts/batch", post(batch::submit_batch))
-        .route("/v1/receipts/{id}", get(routes::receipt))
-        .route("/v1/receipts/{id}/document", get(routes::document))
-        .route("/v1/receipts/{id}/deliveries", get(webhooks::deliveries))
-        .route(
-            "/v1/receipts/{id}/deliveries/{delivery}/retry",
-            post(webhooks::redeliver),
-        )
-        .route(
-            "/v1/webhook-endpoints",
-            post(webhooks::create_endpoint).get(webhooks::list_endpoints),
-        )
-        .route(
-            "/v1/webhook-endpoints/{id}",
-            get(webhooks::get_endpoint)
-                .patch(webhooks::update_endpoint)
-                .delete(webhooks::delete_endpoint),
-        )
-        .route(
-            "/v1/webhook-endpoints/{id}/rotate-secret",
-            post(webhooks::rotate_endpoint_secret),
-        )
-        .route("/v1/receipt-types", get(receipt_types::list))
-        .route(
-            "/v1/receipt-types/{name}/{version}",
-            get(receipt_types::get),
-        )
-        .route("/v1/webhooks/secret", get(webhooks::callback_secret))
-        .route(
-            "/v1/webhooks/secret/rotate",
-            post(webhooks::rotate_callback_secret),
-        )
-        .route(
-            "/v1/registries/{registry}/callbacks",
-            post(callbacks::registry_callback),
-        )
-        .route("/livez", get(livez))
-        .route("/healthz", get(livez))
-        .route(
-            "/readyz",
-            get(admin::readyz).with_state(state.readiness.clone()),
-        )
-        .route(
-            "/metrics",
-            get(admin::metrics).with_state(state.metrics.clone()),
-        )
+    let (routes, _) = api().split_for_parts();
+    routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         // The submit handler enforces its own, configurable limit with a problem document.
@@ -236,9 +226,62 @@ fn make_span(request: &Request) -> tracing::Span {
     span
 }
 
-/// Liveness: the process serves HTTP.
+/// Liveness
+///
+/// The process serves HTTP.
+#[utoipa::path(
+    get,
+    path = "/livez",
+    tag = "operations",
+    operation_id = "livez",
+    responses((status = 200, description = "Serving.", content_type = "text/plain", body = String, example = "ok")),
+)]
 async fn livez() -> &'static str {
-    "ok"
+    admin::livez().await
+}
+
+/// Liveness (an alias of `/livez`)
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    operation_id = "healthz",
+    responses((status = 200, description = "Serving.", content_type = "text/plain", body = String, example = "ok")),
+)]
+async fn healthz() -> &'static str {
+    admin::livez().await
+}
+
+/// Readiness
+///
+/// 200 when the broker, the store and the schema registry answer, 503 otherwise; the body names
+/// each check.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready.", body = Object, example = json!({"broker": {"ok": true}, "store": {"ok": true}})),
+        (status = 503, description = "A check fails.", body = Object, example = json!({"broker": {"ok": false, "error": "no answer to a metadata request"}, "store": {"ok": true}})),
+    ),
+)]
+async fn readyz(State(state): State<AppState>) -> Response {
+    admin::readyz(State(state.readiness)).await
+}
+
+/// Metrics
+///
+/// Every series of the process, in the Prometheus text format (docs/observability.md).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    responses((status = 200, description = "The metrics.", content_type = "text/plain", body = String)),
+)]
+async fn metrics(State(state): State<AppState>) -> Response {
+    admin::metrics(State(state.metrics)).await
 }
 
 /// The broker answers a metadata request through the gateway's own producer.

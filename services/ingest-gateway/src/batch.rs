@@ -30,7 +30,8 @@ const NDJSON: &[&str] = &[
 ];
 
 /// One line of a batch.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = BatchEnvelope, example = json!({"receipt_type": "retail-receipt-xml/v1", "content_type": "application/xml", "idempotency_key": "eod-2026-11-30-0001", "document": "<Receipt xmlns=\"urn:receipts:retail:1\">…</Receipt>"}))]
 #[serde(deny_unknown_fields)]
 struct Envelope {
     receipt_type: String,
@@ -43,7 +44,7 @@ struct Envelope {
 }
 
 /// The outcome of one item.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ItemOutcome {
     /// The item's position in the batch, from 0 (blank lines do not count).
     pub index: usize,
@@ -59,10 +60,11 @@ pub struct ItemOutcome {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub replayed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::ProblemDocument>)]
     pub problem: Option<Problem>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchOutcome {
     /// Items accepted (202), replays included.
     pub accepted: usize,
@@ -71,7 +73,30 @@ pub struct BatchOutcome {
     pub items: Vec<ItemOutcome>,
 }
 
-/// `POST /v1/receipts/batch`.
+/// Submit receipts in a batch
+///
+/// NDJSON: one envelope per line (blank lines are skipped), at most `gateway.max_batch_items`
+/// items and `gateway.max_batch_bytes`. Every item is checked and recorded exactly as a single
+/// submission (its own idempotency key, durable before the answer); one bad item never refuses
+/// the others, and a retried batch records nothing twice. The answer lists every item's outcome
+/// in order.
+#[utoipa::path(
+    post,
+    path = "/v1/receipts/batch",
+    tag = "receipts",
+    operation_id = "submit_batch",
+    security(("api_key" = ["write"])),
+    request_body(
+        description = "One `BatchEnvelope` per line, as `application/x-ndjson` (also `application/jsonl`, `application/ndjson`).",
+        content((Vec<Envelope> = "application/x-ndjson")),
+    ),
+    responses(
+        (status = 200, description = "Every item's outcome, in order.", body = BatchOutcome),
+        (status = 400, description = "The batch is not UTF-8, holds no item, or a line is not an envelope (`invalid-batch`).", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "More than `limit_items` items, or more than `limit_bytes` bytes.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "The Content-Type is not NDJSON.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(items))]
 pub async fn submit_batch(
     State(state): State<AppState>,

@@ -16,6 +16,26 @@ use crate::app::AppState;
 use crate::body::read_limited;
 use crate::problem::ApiError;
 
+/// Report a registry outcome
+///
+/// Asynchronous registries report the outcome of a registration here, signed with the secret
+/// the registry shares with the platform (headers as the registry's adapter defines them; see
+/// docs/api.md), not an API key.
+#[utoipa::path(
+    post,
+    path = "/v1/registries/{registry}/callbacks",
+    tag = "registries",
+    operation_id = "registry_callback",
+    params(("registry" = String, Path, example = "tax", description = "A registry configured to call back.")),
+    request_body(content = Object, content_type = "application/json", description = "The registry's outcome document (see docs/api.md)."),
+    responses(
+        (status = 204, description = "Recorded."),
+        (status = 400, description = "Unreadable callback.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "The signature does not verify.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such registry, or no such receipt.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds `gateway.max_body_bytes`.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(registry = %registry, receipt_id))]
 pub async fn registry_callback(
     State(state): State<AppState>,

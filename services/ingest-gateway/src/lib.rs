@@ -10,6 +10,7 @@ mod body;
 pub mod callbacks;
 pub mod config;
 pub mod list;
+pub mod openapi;
 pub mod problem;
 pub mod receipt_types;
 pub mod routes;

@@ -25,7 +25,8 @@ pub const NDJSON: &str = "application/x-ndjson";
 const PARAMETERS: [&str; 7] = ["from", "to", "status", "type", "order", "limit", "cursor"];
 
 /// One receipt in a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ReceiptListItem)]
 struct Item {
     id: ReceiptId,
     status: Status,
@@ -207,7 +208,46 @@ fn batched(
 /// Receipts per write of a streamed list.
 const BATCH: usize = 256;
 
-/// `GET /v1/receipts`.
+/// A page of a list, as `application/json`.
+#[derive(utoipa::ToSchema)]
+#[schema(as = ReceiptPage)]
+#[allow(dead_code)] // A schema only: the page is streamed by `json_body`.
+struct Page {
+    receipts: Vec<Item>,
+    /// Continues the list (`cursor=`); `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// List receipts
+///
+/// The tenant's receipts by when they were received (newest first by default), page by page:
+/// a page's `next_cursor` (also in the `Link: <…>; rel="next"` header) continues the same
+/// query. With `Accept: application/x-ndjson` the page is one receipt per line and the cursor
+/// is only in the `Link` header. The time window is at most 31 days (default: the 30 days
+/// before `to`).
+#[utoipa::path(
+    get,
+    path = "/v1/receipts",
+    tag = "receipts",
+    operation_id = "list_receipts",
+    security(("api_key" = ["read"])),
+    params(
+        ("from" = Option<DateTime<Utc>>, Query, description = "Received at or after (RFC 3339)."),
+        ("to" = Option<DateTime<Utc>>, Query, description = "Received before (RFC 3339; default: now)."),
+        ("status" = Option<String>, Query, example = "REJECTED,FAILED", description = "Only these statuses, comma-separated: RECEIVED, VALIDATED, ACCEPTED, REJECTED, FAILED."),
+        ("type" = Option<String>, Query, min_length = 1, example = "retail-receipt/v1", description = "Only this receipt type (as submitted)."),
+        ("order" = Option<String>, Query, pattern = "^(asc|desc)$", description = "`desc` (newest first, the default) or `asc`."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "Receipts per page (default 100)."),
+        ("cursor" = Option<String>, Query, description = "A page's `next_cursor`: continues its query (filters given again must repeat it)."),
+    ),
+    responses(
+        (status = 200, description = "A page.", headers(("Link" = String, description = "`<…>; rel=\"next\"` while more pages follow.")), content(
+            (Page = "application/json"),
+            (Item = "application/x-ndjson"),
+        )),
+        (status = 400, description = "An unknown, repeated or invalid parameter (`parameter` names it), an invalid cursor, or a cursor with other filters.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(tenant = %caller.tenant))]
 pub async fn list(
     State(state): State<AppState>,

@@ -15,13 +15,15 @@ use crate::app::AppState;
 use crate::auth::Caller;
 use crate::problem::ApiError;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TypeSummary {
     /// `name/version`: the value of the `Receipt-Type` header.
     pub id: String,
     pub name: String,
     pub version: String,
     pub description: String,
+    /// `active` or `deprecated` (still accepted, with `Deprecation` and `Sunset` headers).
+    #[schema(value_type = String, pattern = "^(active|deprecated)$")]
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deprecated_since: Option<NaiveDate>,
@@ -34,22 +36,23 @@ pub struct TypeSummary {
     pub url: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AliasSummary {
     pub id: String,
     pub media_type: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TypeList {
     pub receipt_types: Vec<TypeSummary>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TypeDetail {
     #[serde(flatten)]
     pub summary: TypeSummary,
     /// JSON Schema (2020-12) of the canonical JSON form.
+    #[schema(value_type = Object)]
     pub schema: Value,
 }
 
@@ -78,7 +81,17 @@ fn summary(state: &AppState, definition: &TypeDefinition) -> TypeSummary {
     }
 }
 
-/// `GET /v1/receipt-types`: every type a submission may name, active and deprecated.
+/// List receipt types
+///
+/// Every type a submission may name, active and deprecated.
+#[utoipa::path(
+    get,
+    path = "/v1/receipt-types",
+    tag = "receipt-types",
+    operation_id = "list_receipt_types",
+    security(("api_key" = ["read"])),
+    responses((status = 200, description = "The types.", body = TypeList)),
+)]
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<TypeList> {
     let types = state.receipt_types.current();
     Json(TypeList {
@@ -86,7 +99,27 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<TypeLi
     })
 }
 
-/// `GET /v1/receipt-types/{name}/{version}`: one type with its schema.
+/// Get a receipt type
+///
+/// One type with the JSON Schema (2020-12) of its canonical JSON form.
+#[utoipa::path(
+    get,
+    path = "/v1/receipt-types/{name}/{version}",
+    tag = "receipt-types",
+    operation_id = "get_receipt_type",
+    security(("api_key" = ["read"])),
+    params(
+        ("name" = String, Path, example = "retail-receipt"),
+        ("version" = String, Path, example = "v1"),
+    ),
+    responses(
+        (status = 200, description = "The type.", body = TypeDetail, headers(
+            ("Deprecation" = String, description = "A deprecated type: `@<unix seconds>` (RFC 9745)."),
+            ("Sunset" = String, description = "A deprecated type: an HTTP date (RFC 8594)."),
+        )),
+        (status = 404, description = "No such type.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     _caller: Caller,

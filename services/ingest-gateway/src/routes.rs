@@ -29,7 +29,8 @@ pub const CALLBACK_URL: &str = "callback-url";
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// The 202 answer to a submission.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "01936f0e-7c1a-7d52-9a6e-3c2b1f0e9d41", "status": "RECEIVED", "status_url": "https://receipts.example/v1/receipts/01936f0e-7c1a-7d52-9a6e-3c2b1f0e9d41"}))]
 pub struct Accepted {
     pub id: ReceiptId,
     pub status: Status,
@@ -49,9 +50,43 @@ pub(crate) struct Submission {
     document: Bytes,
 }
 
-/// `POST /v1/receipts`: accepts a receipt document; answers 202 only once the `submitted` event
-/// is acknowledged by the broker, so the receipt is durable and immediately readable (from its
-/// reservation until the projector has it).
+/// Submit a receipt
+///
+/// The document as issued (JSON or XML, of the type `Receipt-Type` names). The answer is 202
+/// only once the receipt is durably recorded; its outcome follows asynchronously (poll
+/// `status_url`, or receive a webhook). Retrying with the same `Idempotency-Key` and the same
+/// request is safe: it answers the same receipt (`Idempotent-Replayed: true`).
+#[utoipa::path(
+    post,
+    path = "/v1/receipts",
+    tag = "receipts",
+    operation_id = "submit_receipt",
+    security(("api_key" = ["write"])),
+    params(
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", example = "order-2026-000123", description = "Chosen by the client, unique per receipt: a retry with the same key and request answers the same receipt; the same key with another request is a 409."),
+        ("Receipt-Type" = String, Header, example = "retail-receipt/v1", description = "`name/version` (or an alias) of a type `GET /v1/receipt-types` lists."),
+        ("Callback-Url" = Option<String>, Header, max_length = 2048, example = "https://partner.example/receipts/outcome", description = "Where to deliver this receipt's outcome as a signed webhook (http(s), at most 2048 characters, no credentials)."),
+    ),
+    request_body(
+        description = "The receipt document as issued: `application/json` or `application/xml` (UTF-8), at most `gateway.max_body_bytes`.",
+        content(
+            (Object = "application/json", example = json!({"receipt_number": "2026-004711", "issued_at": "2026-11-14T08:12:31+01:00", "seller": {"tax_id": "DE136695976", "name": "Bäckerei Beispiel GmbH"}, "currency": "EUR", "lines": [{"description": "Roggenbrot", "quantity": "1", "unit_price": "3.50", "vat_rate": "7", "net_amount": "3.50", "vat_amount": "0.25", "gross_amount": "3.75"}, {"description": "Croissant", "quantity": "4", "unit_price": "1.20", "vat_rate": "7", "net_amount": "4.80", "vat_amount": "0.34", "gross_amount": "5.14"}], "totals": {"net_amount": "8.30", "vat_amount": "0.59", "gross_amount": "8.89"}, "payments": [{"method": "card", "amount": "8.89"}]})),
+            (String = "application/xml", example = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Receipt xmlns=\"urn:receipts:retail-receipt:v1\"><Number>WK-2026-11-16-0193</Number><IssuedAt>2026-11-16T15:20:00+01:00</IssuedAt><Seller><TaxId>ATU13585627</TaxId><Name>Wiener Kaffeehaus KG</Name></Seller><Currency>EUR</Currency><Lines><Line><Description>Wiener Melange</Description><Quantity>2</Quantity><UnitPrice>4.90</UnitPrice><VatRate>20</VatRate><NetAmount>9.80</NetAmount><VatAmount>1.96</VatAmount><GrossAmount>11.76</GrossAmount></Line></Lines><Totals><NetAmount>9.80</NetAmount><VatAmount>1.96</VatAmount><GrossAmount>11.76</GrossAmount></Totals><Payments><Payment method=\"card\">11.76</Payment></Payments></Receipt>"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "Recorded durably; the outcome follows.", body = Accepted, headers(
+            ("Location" = String, description = "The receipt's status URL."),
+            ("Idempotent-Replayed" = String, description = "`true` when the key replayed an earlier submission."),
+            ("Deprecation" = String, description = "A deprecated type: `@<unix seconds>` since when (RFC 9745)."),
+            ("Sunset" = String, description = "A deprecated type: when it stops being accepted (RFC 8594)."),
+        )),
+        (status = 400, description = "A header is missing or invalid, the receipt type is unknown, or the document is empty, not UTF-8, malformed JSON/XML or has a DTD.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "The Idempotency-Key was used for a different request (`receipt_id` names the first).", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds `limit_bytes`.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "No or an unsupported Content-Type, or one the receipt type does not take.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(receipt_id))]
 pub async fn submit(
     State(state): State<AppState>,
@@ -298,7 +333,7 @@ fn parse_id(raw: &str) -> Result<ReceiptId, ApiError> {
 }
 
 /// A receipt as partners see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReceiptView {
     pub id: ReceiptId,
     pub status: Status,
@@ -320,7 +355,7 @@ pub struct ReceiptView {
     pub links: Links,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Links {
     #[serde(rename = "self")]
     pub this: String,
@@ -350,7 +385,22 @@ impl ReceiptView {
     }
 }
 
-/// `GET /v1/receipts/{id}`: status and timeline.
+/// Get a receipt
+///
+/// Its status, the reasons of a rejection, the normalized receipt once validated, its
+/// registrations and failures, and every event in its history.
+#[utoipa::path(
+    get,
+    path = "/v1/receipts/{id}",
+    tag = "receipts",
+    operation_id = "get_receipt",
+    security(("api_key" = ["read"])),
+    params(("id" = receipts_domain::ReceiptId, Path, description = "The receipt's id (from the 202).")),
+    responses(
+        (status = 200, description = "The receipt.", body = ReceiptView),
+        (status = 404, description = "No such receipt for this tenant.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(receipt_id = %id))]
 pub async fn receipt(
     State(state): State<AppState>,
@@ -367,7 +417,24 @@ pub async fn receipt(
     Ok(Json(ReceiptView::new(record, status_url(&state, id))))
 }
 
-/// `GET /v1/receipts/{id}/document`: the original bytes with their original content type.
+/// Get a receipt's document
+///
+/// The document exactly as submitted, with its original content type.
+#[utoipa::path(
+    get,
+    path = "/v1/receipts/{id}/document",
+    tag = "receipts",
+    operation_id = "get_receipt_document",
+    security(("api_key" = ["read"])),
+    params(("id" = receipts_domain::ReceiptId, Path, description = "The receipt's id.")),
+    responses(
+        (status = 200, description = "The original bytes.", content(
+            (Object = "application/json"),
+            (String = "application/xml"),
+        )),
+        (status = 404, description = "No such receipt for this tenant.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(receipt_id = %id))]
 pub async fn document(
     State(state): State<AppState>,

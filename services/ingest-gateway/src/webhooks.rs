@@ -28,7 +28,7 @@ const MAX_ENDPOINT_BODY: usize = 16 * 1024;
 const MAX_DESCRIPTION: usize = 500;
 
 /// An endpoint as tenants see it (its secrets only on creation and rotation).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointView {
     pub id: EndpointId,
     pub url: String,
@@ -59,32 +59,44 @@ impl From<Endpoint> for EndpointView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreatedEndpoint {
     #[serde(flatten)]
     pub endpoint: EndpointView,
     pub secret: WebhookSecret,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://partner.example/hooks/receipts", "description": "ERP", "events": ["receipt.accepted", "receipt.rejected"]}))]
 struct CreateEndpoint {
+    /// Absolute http(s) URL without credentials; not a private or loopback address.
+    #[schema(max_length = 2048)]
     url: String,
     #[serde(default)]
+    #[schema(max_length = 500)]
     description: Option<String>,
+    /// The event types to send (at least one); absent: every terminal status change.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<WebhookEventType>>, min_items = 1)]
     events: Option<Vec<String>>,
 }
 
 /// A PATCH: absent fields stay, `null` resets `description` and `events`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"enabled": false}))]
 struct PatchEndpoint {
     #[serde(default)]
+    #[schema(max_length = 2048)]
     url: Option<String>,
+    /// `null` removes it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 500)]
     description: Option<Option<String>>,
+    /// `null`: every terminal status change again.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<WebhookEventType>>, min_items = 1)]
     events: Option<Option<Vec<String>>>,
     #[serde(default)]
     enabled: Option<bool>,
@@ -163,7 +175,24 @@ fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
     EndpointId::parse(raw).map_err(|_| ApiError::EndpointNotFound)
 }
 
-/// `POST /v1/webhook-endpoints`: registers an endpoint; 201 with its id and signing secret.
+/// Create a webhook endpoint
+///
+/// Registers an endpoint; the answer holds its signing secret (shown only here and on
+/// rotation).
+#[utoipa::path(
+    post,
+    path = "/v1/webhook-endpoints",
+    tag = "webhooks",
+    operation_id = "create_webhook_endpoint",
+    security(("api_key" = ["write"])),
+    request_body(content = CreateEndpoint, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created.", body = CreatedEndpoint, headers(("Location" = String, description = "The endpoint's URL."))),
+        (status = 400, description = "Not valid JSON, an unknown member, a refused URL or an unknown event type.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds 16 KiB.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "The Content-Type is not application/json.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn create_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -200,12 +229,22 @@ pub async fn create_endpoint(
         .into_response())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EndpointList {
     pub endpoints: Vec<EndpointView>,
 }
 
-/// `GET /v1/webhook-endpoints`: the tenant's endpoints, oldest first.
+/// List webhook endpoints
+///
+/// The tenant's endpoints, oldest first (without secrets).
+#[utoipa::path(
+    get,
+    path = "/v1/webhook-endpoints",
+    tag = "webhooks",
+    operation_id = "list_webhook_endpoints",
+    security(("api_key" = ["read"])),
+    responses((status = 200, description = "The endpoints.", body = EndpointList)),
+)]
 pub async fn list_endpoints(
     State(state): State<AppState>,
     caller: Caller,
@@ -220,7 +259,19 @@ pub async fn list_endpoints(
     }))
 }
 
-/// `GET /v1/webhook-endpoints/{id}`.
+/// Get a webhook endpoint
+#[utoipa::path(
+    get,
+    path = "/v1/webhook-endpoints/{id}",
+    tag = "webhooks",
+    operation_id = "get_webhook_endpoint",
+    security(("api_key" = ["read"])),
+    params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    responses(
+        (status = 200, description = "The endpoint.", body = EndpointView),
+        (status = 404, description = "No such endpoint.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn get_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -235,7 +286,25 @@ pub async fn get_endpoint(
     Ok(Json(endpoint.into()))
 }
 
-/// `PATCH /v1/webhook-endpoints/{id}`: changes url, description, events or enabled.
+/// Update a webhook endpoint
+///
+/// Changes its URL, description, events or whether it is enabled; absent members stay.
+#[utoipa::path(
+    patch,
+    path = "/v1/webhook-endpoints/{id}",
+    tag = "webhooks",
+    operation_id = "update_webhook_endpoint",
+    security(("api_key" = ["write"])),
+    params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    request_body(content = PatchEndpoint, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The endpoint as changed.", body = EndpointView),
+        (status = 400, description = "Not valid JSON, an unknown member, a refused URL or an unknown event type.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "The body exceeds 16 KiB.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 415, description = "The Content-Type is not application/json.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn update_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -262,7 +331,21 @@ pub async fn update_endpoint(
     Ok(Json(endpoint.into()))
 }
 
-/// `DELETE /v1/webhook-endpoints/{id}`: 204; its deliveries stay in the log.
+/// Delete a webhook endpoint
+///
+/// Its deliveries stay in the log.
+#[utoipa::path(
+    delete,
+    path = "/v1/webhook-endpoints/{id}",
+    tag = "webhooks",
+    operation_id = "delete_webhook_endpoint",
+    security(("api_key" = ["write"])),
+    params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such endpoint.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn delete_endpoint(
     State(state): State<AppState>,
     caller: Caller,
@@ -283,14 +366,28 @@ pub async fn delete_endpoint(
 }
 
 /// A rotation's answer: the new secret, and until when the previous one still signs.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Rotated {
     pub secret: WebhookSecret,
     pub previous_valid_until: DateTime<Utc>,
 }
 
-/// `POST /v1/webhook-endpoints/{id}/rotate-secret`: a new secret; messages carry signatures
-/// with both until the previous one expires (`webhooks.secret_grace`).
+/// Rotate a webhook endpoint's secret
+///
+/// A new secret; messages carry signatures with both until the previous one expires
+/// (`webhooks.secret_grace`).
+#[utoipa::path(
+    post,
+    path = "/v1/webhook-endpoints/{id}/rotate-secret",
+    tag = "webhooks",
+    operation_id = "rotate_webhook_endpoint_secret",
+    security(("api_key" = ["write"])),
+    params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    responses(
+        (status = 200, description = "The new secret.", body = Rotated),
+        (status = 404, description = "No such endpoint.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn rotate_endpoint_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -315,13 +412,13 @@ pub async fn rotate_endpoint_secret(
 }
 
 /// The tenant's callback secrets: the current one, and rotated-out ones still signing.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallbackSecrets {
     pub secret: WebhookSecret,
     pub previous: Vec<PreviousSecret>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PreviousSecret {
     pub secret: WebhookSecret,
     pub valid_until: Option<DateTime<Utc>>,
@@ -343,7 +440,18 @@ impl CallbackSecrets {
     }
 }
 
-/// `GET /v1/webhooks/secret`: what signs deliveries to `Callback-Url`s (created on first use).
+/// Get the callback secrets
+///
+/// What signs deliveries to `Callback-Url`s (created on first use): the current secret and
+/// rotated-out ones still signing.
+#[utoipa::path(
+    get,
+    path = "/v1/webhooks/secret",
+    tag = "webhooks",
+    operation_id = "get_callback_secret",
+    security(("api_key" = ["write"])),
+    responses((status = 200, description = "The secrets.", body = CallbackSecrets)),
+)]
 pub async fn callback_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -357,7 +465,17 @@ pub async fn callback_secret(
     Ok(Json(CallbackSecrets::from_stored(secrets)?))
 }
 
-/// `POST /v1/webhooks/secret/rotate`.
+/// Rotate the callback secret
+///
+/// A new current secret; the previous one keeps signing for `webhooks.secret_grace`.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/secret/rotate",
+    tag = "webhooks",
+    operation_id = "rotate_callback_secret",
+    security(("api_key" = ["write"])),
+    responses((status = 200, description = "The secrets after rotation.", body = CallbackSecrets)),
+)]
 pub async fn rotate_callback_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -375,7 +493,7 @@ pub async fn rotate_callback_secret(
 }
 
 /// A delivery as tenants see it: the message, its state and every attempt.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
     /// The `webhook-id` (stable for every attempt).
     pub id: String,
@@ -410,7 +528,7 @@ impl From<DeliveryLog> for DeliveryView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryList {
     pub deliveries: Vec<DeliveryView>,
 }
@@ -419,8 +537,21 @@ fn receipt_id(raw: &str) -> Result<ReceiptId, ApiError> {
     ReceiptId::parse(raw).map_err(|_| ApiError::ReceiptNotFound)
 }
 
-/// `GET /v1/receipts/{id}/deliveries`: every webhook message about the receipt, with every
-/// attempt at delivering it.
+/// List a receipt's webhook deliveries
+///
+/// Every webhook message about the receipt, with every attempt at delivering it.
+#[utoipa::path(
+    get,
+    path = "/v1/receipts/{id}/deliveries",
+    tag = "webhooks",
+    operation_id = "list_deliveries",
+    security(("api_key" = ["read"])),
+    params(("id" = ReceiptId, Path, description = "The receipt's id.")),
+    responses(
+        (status = 200, description = "The deliveries.", body = DeliveryList),
+        (status = 404, description = "No such receipt for this tenant.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
@@ -444,12 +575,28 @@ pub async fn deliveries(
     }))
 }
 
-/// `POST /v1/receipts/{id}/deliveries/{delivery}/retry`: sends a delivered or failed message
-/// again (same `webhook-id`, a new series of attempts); 202 with the delivery, pending.
+/// Redeliver a webhook
 ///
-/// The message is queued first and the reopening recorded second: a message of a newer series
-/// than the log knows is sent anyway, so when recording fails nothing is left pending without a
-/// message to deliver it, and when queueing fails nothing has changed.
+/// Sends a delivered or failed message again (same `webhook-id`, a new series of attempts).
+#[utoipa::path(
+    post,
+    path = "/v1/receipts/{id}/deliveries/{delivery}/retry",
+    tag = "webhooks",
+    operation_id = "redeliver",
+    security(("api_key" = ["write"])),
+    params(
+        ("id" = ReceiptId, Path, description = "The receipt's id."),
+        ("delivery" = String, Path, description = "The delivery's `id` (its `webhook-id`)."),
+    ),
+    responses(
+        (status = 202, description = "Queued; the delivery is pending again.", body = DeliveryView),
+        (status = 404, description = "No such delivery of this receipt.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "The delivery is still being attempted.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
+// The message is queued first and the reopening recorded second: a message of a newer series
+// than the log knows is sent anyway, so when recording fails nothing is left pending without a
+// message to deliver it, and when queueing fails nothing has changed.
 pub async fn redeliver(
     State(state): State<AppState>,
     caller: Caller,

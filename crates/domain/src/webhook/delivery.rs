@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{Destination, WebhookEventType};
 use crate::{ReceiptId, TenantId};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
@@ -61,6 +62,7 @@ pub struct NewDelivery {
 }
 
 /// One HTTP attempt, recorded under its number.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryAttempt {
     /// 1 for the first attempt; a redelivery's series continues the numbering.

@@ -20,6 +20,7 @@ pub use endpoint::{
 pub use secret::{CallbackSecrets, SecretRing, StoredSecret, WebhookSecret};
 
 /// The event types of webhook messages (`type` in the payload), one per status worth telling.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum WebhookEventType {
     #[serde(rename = "receipt.validated")]
@@ -87,6 +88,7 @@ impl FromStr for WebhookEventType {
 }
 
 /// Where one webhook message goes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Destination {

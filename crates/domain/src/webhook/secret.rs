@@ -14,6 +14,16 @@ use crate::{Secret, TenantId};
 #[serde(try_from = "String", into = "String")]
 pub struct WebhookSecret(Secret);
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for WebhookSecret {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::secret_schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for WebhookSecret {}
+
 impl WebhookSecret {
     pub const PREFIX: &str = "whsec_";
 

@@ -5,6 +5,7 @@ mod helpers;
 mod idempotency;
 mod input;
 mod list;
+mod openapi;
 mod receipts;
 mod security;
 mod webhooks;
