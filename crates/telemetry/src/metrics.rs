@@ -46,6 +46,14 @@ pub const STORE_ERRORS: &str = "receipts_store_errors_total";
 pub const BUILD_INFO: &str = "receipts_build_info";
 pub const RECEIPT_TYPES_RELOADS: &str = "receipts_receipt_types_reloads_total";
 pub const RECEIPT_TYPES_LOADED: &str = "receipts_receipt_types_loaded";
+pub const FOLDER_INGEST_FILES: &str = "receipts_folder_ingest_files_total";
+pub const FOLDER_INGEST_RECORDS: &str = "receipts_folder_ingest_records_total";
+pub const FOLDER_INGEST_BYTES_READ: &str = "receipts_folder_ingest_bytes_read_total";
+pub const FOLDER_INGEST_FILE_RECORDS: &str = "receipts_folder_ingest_file_records";
+pub const FOLDER_INGEST_FILE_RECORDS_DONE: &str = "receipts_folder_ingest_file_records_done";
+pub const FOLDER_INGEST_FILES_WAITING: &str = "receipts_folder_ingest_files_waiting";
+pub const FOLDER_INGEST_BATCH_DURATION: &str = "receipts_folder_ingest_batch_duration_seconds";
+pub const FOLDER_INGEST_BATCH_RETRIES: &str = "receipts_folder_ingest_batch_retries_total";
 
 /// A metric's Prometheus type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +209,46 @@ pub const CATALOGUE: &[Metric] = &[
         RECEIPT_TYPES_LOADED,
         Kind::Gauge,
         "Receipt types this service validates with.",
+    ),
+    metric(
+        FOLDER_INGEST_FILES,
+        Kind::Counter,
+        "Files the folder ingester finished, by outcome.",
+    ),
+    metric(
+        FOLDER_INGEST_RECORDS,
+        Kind::Counter,
+        "Records the folder ingester finished, by outcome.",
+    ),
+    metric(
+        FOLDER_INGEST_BYTES_READ,
+        Kind::Counter,
+        "Bytes the folder ingester read from its files (each file is read twice).",
+    ),
+    metric(
+        FOLDER_INGEST_FILE_RECORDS,
+        Kind::Gauge,
+        "Records of the file being ingested (0 between files).",
+    ),
+    metric(
+        FOLDER_INGEST_FILE_RECORDS_DONE,
+        Kind::Gauge,
+        "Records of the file being ingested that are finished.",
+    ),
+    metric(
+        FOLDER_INGEST_FILES_WAITING,
+        Kind::Gauge,
+        "Files in the folder not ingested yet, the one being ingested included.",
+    ),
+    metric(
+        FOLDER_INGEST_BATCH_DURATION,
+        Kind::Histogram,
+        "Time from sending a batch to the gateway to its answer, retries included.",
+    ),
+    metric(
+        FOLDER_INGEST_BATCH_RETRIES,
+        Kind::Counter,
+        "Batches (or their items) sent again after a transient failure, by reason.",
     ),
 ];
 

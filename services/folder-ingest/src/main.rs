@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    receipts_service::main(folder_ingest::run)
+}
