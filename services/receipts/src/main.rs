@@ -74,6 +74,9 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Submit the records of files dropped in a folder (NDJSON, JSON, CSV, XML), exactly once
+    /// each, to the gateway (docs/bulk.md, "Watched folder").
+    IngestFolder(folder_ingest::cli::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +158,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Probe { url, timeout } = &cli.command {
         return probe(url.clone(), *timeout).await;
     }
+    // A client of the gateway's HTTP API: it reads only its own flags and RECEIPTS_URL/KEY.
+    if let Command::IngestFolder(args) = &cli.command {
+        return Ok(folder_ingest::cli::run(args.clone()).await?);
+    }
     let mut config: PlatformConfig = load_config(cli.config.as_deref())?;
     if let Some(dir) = &cli.data_dir {
         config = config.with_data_dir(dir);
@@ -193,6 +200,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
         } => sample(&config, &receipt_type, format.as_deref(), invalid, seed),
         Command::Types(command) => types_command(command),
+        Command::IngestFolder(_) => {
+            unreachable!("ingest-folder is run before the configuration is read")
+        }
     }
 }
 

@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod embedded;
 mod examples;
+mod folder_ingest;
 mod helpers;
 mod metrics;
 mod receipt_types;
