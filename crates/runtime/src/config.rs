@@ -46,11 +46,13 @@ fn figment<T: Serialize>(defaults: T, file: Option<&Path>) -> Figment {
     if let Some(path) = file {
         figment = figment.merge(Toml::file_exact(path));
     }
-    // `CONFIG` names the file itself; `LOG` is reserved for log filters.
+    // `CONFIG` names the file itself; `LOG` is reserved for log filters; `URL`, `KEY`, `PROFILE`
+    // and `PROFILES` belong to the API client commands (docs/cli.md), which a shell may export
+    // while it also runs the platform's.
     figment.merge(
         Env::prefixed(ENV_PREFIX)
             .split("__")
-            .ignore(&["config", "log"]),
+            .ignore(&["config", "log", "url", "key", "profile", "profiles"]),
     )
 }
 
@@ -118,6 +120,10 @@ mod tests {
 
             jail.set_env("RECEIPTS_CONFIG", "receipts.toml");
             jail.set_env("RECEIPTS_NESTED__ENABLED", "false");
+            // The client commands' variables are not configuration.
+            for name in ["URL", "KEY", "PROFILE", "PROFILES"] {
+                jail.set_env(format!("RECEIPTS_{name}"), "x");
+            }
             let loaded: Sample = load_config(None).expect("loads");
             assert_eq!(
                 (loaded.name.as_str(), loaded.nested.enabled),
