@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use receipts::{Platform, PlatformConfig};
-use receipts::{clients, list, setup};
+use receipts::{client, clients, list, setup};
 use receipts_domain::event::now_millis;
 use receipts_domain::{ClientId, DocumentFormat, Scope, TenantId};
 use receipts_runtime::{load_config, shutdown_on_signal, telemetry};
@@ -14,7 +14,7 @@ use receipts_store::Stores;
 #[command(
     name = "receipts",
     version,
-    about = "The receipts platform: run it, manage it."
+    about = "The receipts platform: run it, manage it, and use its API."
 )]
 struct Cli {
     /// A TOML configuration file (also `RECEIPTS_CONFIG`); `RECEIPTS_*` variables override it.
@@ -38,8 +38,6 @@ enum Command {
     /// Manage API clients.
     #[command(subcommand)]
     Clients(ClientsCommand),
-    /// A tenant's receipts by when they were received, newest first, read from the store.
-    List(list::ListArgs),
     /// Manage the store.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -54,7 +52,7 @@ enum Command {
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
     },
-    /// Check and list receipt type directories.
+    /// The receipt types the API accepts; check and list receipt type directories.
     #[command(subcommand)]
     Types(TypesCommand),
     /// Print one fresh receipt document of any loaded receipt type to stdout (the built-in retail
@@ -77,6 +75,10 @@ enum Command {
     /// Submit the records of files dropped in a folder (NDJSON, JSON, CSV, XML), exactly once
     /// each, to the gateway (docs/bulk.md, "Watched folder").
     IngestFolder(folder_ingest::cli::Args),
+    /// The partner-facing client: submit, get, document, list, watch, deliveries, redeliver,
+    /// endpoints, profile, completions (docs/cli.md).
+    #[command(flatten)]
+    Client(client::Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,8 +87,13 @@ enum TypesCommand {
     /// schema, rules, XML mapping and every example. Prints `file:line: problem` for each
     /// problem and exits 1 when there is any.
     Check { dir: PathBuf },
-    /// The types a directory defines, with their status and formats.
-    List { dir: PathBuf },
+    /// The types the API accepts (with --dir: the types a directory defines, with their status
+    /// and formats).
+    #[command(after_help = client::types::LIST_EXAMPLES)]
+    List(client::types::ListArgs),
+    /// One type the API accepts, with its JSON Schema.
+    #[command(after_help = client::types::SHOW_EXAMPLES)]
+    Show(client::types::ShowArgs),
     /// Validate documents as the platform would (submitted now), printing each one's reasons
     /// (`path  code  message`) or its typed core. Exits 1 when a document is rejected.
     Validate {
@@ -125,6 +132,9 @@ enum StoreCommand {
     /// Bring the store's schema up to date (creates a ScyllaDB keyspace with the configured
     /// replication); safe to run again. Services refuse to start on an older schema.
     Migrate,
+    /// A tenant's receipts by when they were received, newest first, read from the store
+    /// (operators; partners use `receipts list`).
+    List(list::ListArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,7 +159,19 @@ enum ClientsCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    receipts_runtime::exit_code(run(Cli::parse()).await)
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return client::usage(&error),
+    };
+    // Client commands talk to an API: they never read the platform's configuration.
+    match cli.command {
+        Command::Client(command) => client::run(command, Cli::command).await,
+        Command::Types(TypesCommand::List(args)) if args.dir.is_none() => {
+            client::finish(client::types::list(args).await)
+        }
+        Command::Types(TypesCommand::Show(args)) => client::finish(client::types::show(args).await),
+        _ => receipts_runtime::exit_code(run(cli).await),
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -174,7 +196,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("store schema at version {version}");
             Ok(())
         }
-        Command::List(args) => {
+        Command::Store(StoreCommand::List(args)) => {
             let stores = Stores::open(&config.store).await?;
             list::print(&stores, args).await.map(drop)
         }
@@ -203,6 +225,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::IngestFolder(_) => {
             unreachable!("ingest-folder is run before the configuration is read")
         }
+        Command::Client(_) => unreachable!("client commands are run by main"),
     }
 }
 
@@ -333,7 +356,7 @@ fn types_command(command: TypesCommand) -> anyhow::Result<()> {
             }
             anyhow::ensure!(rejected == 0, "{rejected} document(s) rejected");
         }
-        TypesCommand::List { dir } => {
+        TypesCommand::List(client::types::ListArgs { dir: Some(dir), .. }) => {
             let (types, errors) = receipts_validation::types::TypeSet::load(&dir, None);
             for t in types.iter() {
                 let formats: Vec<String> = t.formats.iter().map(ToString::to_string).collect();
@@ -346,6 +369,9 @@ fn types_command(command: TypesCommand) -> anyhow::Result<()> {
             for error in &errors {
                 eprintln!("refused: {error}");
             }
+        }
+        TypesCommand::List(_) | TypesCommand::Show(_) => {
+            unreachable!("API type commands are run by main")
         }
     }
     Ok(())

@@ -95,7 +95,7 @@ async fn clients_create_list_revoke() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_prints_a_tenants_receipts_page_by_page() {
+async fn store_list_prints_a_tenants_receipts_page_by_page() {
     use receipts_store::conformance::ReceiptFixture;
     use receipts_store::{Cas, ReceiptStore};
 
@@ -125,7 +125,10 @@ async fn list_prints_a_tenants_receipts_page_by_page() {
         .expect("save");
     drop(store);
 
-    let listed = receipts(dir.path(), &["list", "--tenant", "acme", "--limit", "2"]);
+    let listed = receipts(
+        dir.path(),
+        &["store", "list", "--tenant", "acme", "--limit", "2"],
+    );
     assert!(
         listed.status.success(),
         "{}",
@@ -143,7 +146,8 @@ async fn list_prints_a_tenants_receipts_page_by_page() {
     let all = receipts(
         dir.path(),
         &[
-            "list", "--tenant", "acme", "--limit", "2", "--all", "--asc", "--output", "ndjson",
+            "store", "list", "--tenant", "acme", "--limit", "2", "--all", "--asc", "--output",
+            "ndjson",
         ],
     );
     assert!(all.status.success());
@@ -160,7 +164,7 @@ async fn list_prints_a_tenants_receipts_page_by_page() {
     let rejected = receipts(
         dir.path(),
         &[
-            "list", "--tenant", "acme", "--status", "rejected", "--output", "ndjson",
+            "store", "list", "--tenant", "acme", "--status", "rejected", "--output", "ndjson",
         ],
     );
     let text = String::from_utf8_lossy(&rejected.stdout).into_owned();
@@ -169,7 +173,7 @@ async fn list_prints_a_tenants_receipts_page_by_page() {
 
     let bad = receipts(
         dir.path(),
-        &["list", "--tenant", "acme", "--limit", "10001"],
+        &["store", "list", "--tenant", "acme", "--limit", "10001"],
     );
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("limit"));
