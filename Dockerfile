@@ -2,7 +2,8 @@
 #
 # One image with every binary of the platform:
 #   ingest-gateway validator tax-registrar logistics-registrar status-projector
-#   webhook-dispatcher mock-registries receipts (CLI: setup, store migrate, clients, dlt, probe)
+#   webhook-dispatcher folder-ingest mock-registries receipts (CLI: setup, store migrate,
+#   clients, dlt, probe, ingest-folder)
 #
 # There is no service ENTRYPOINT: the container's command names the binary, e.g.
 #   docker run IMAGE ingest-gateway
@@ -59,16 +60,16 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     cargo chef cook --release --locked --recipe-path recipe.json \
         -p ingest-gateway -p validator -p registrar -p status-projector \
-        -p webhook-dispatcher -p mock-registries -p receipts
+        -p webhook-dispatcher -p folder-ingest -p mock-registries -p receipts
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     cargo build --release --locked \
         -p ingest-gateway -p validator -p registrar -p status-projector \
-        -p webhook-dispatcher -p mock-registries -p receipts \
+        -p webhook-dispatcher -p folder-ingest -p mock-registries -p receipts \
     && mkdir -p /out/bin \
     && for binary in ingest-gateway validator tax-registrar logistics-registrar \
-        status-projector webhook-dispatcher mock-registries receipts; do \
+        status-projector webhook-dispatcher folder-ingest mock-registries receipts; do \
         cp "target/release/$binary" /out/bin/ || exit 1; \
     done
 # The runtime image has glibc, libgcc, libstdc++ and OpenSSL 3 and nothing else: refuse to ship
@@ -87,7 +88,7 @@ ARG CREATED=unknown
 # Where the source lives (e.g. the repository URL); set by the pipeline that builds the image.
 ARG SOURCE=unknown
 LABEL org.opencontainers.image.title="receipts" \
-      org.opencontainers.image.description="Fiscal receipts platform: ingest-gateway, validator, tax-registrar, logistics-registrar, status-projector, webhook-dispatcher, mock-registries and the receipts CLI. The command names the binary." \
+      org.opencontainers.image.description="Fiscal receipts platform: ingest-gateway, validator, tax-registrar, logistics-registrar, status-projector, webhook-dispatcher, folder-ingest, mock-registries and the receipts CLI. The command names the binary." \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \

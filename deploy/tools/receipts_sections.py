@@ -23,6 +23,8 @@ SECTIONS: dict[str, set[str]] = {
     "status-projector": SHARED | {"admin", "status", "store"},
     "webhook-dispatcher": SHARED | {"admin", "webhooks", "store"},
     "mock-registries": {"tax", "logistics", "telemetry"},
+    # A client of the gateway's HTTP API: no Kafka, registry or store.
+    "folder-ingest": {"admin", "telemetry", "folder_ingest"},
     # receipts up / setup / store / clients / dlt / list read the whole platform configuration.
     "receipts": SHARED
     | {
@@ -48,6 +50,7 @@ REQUIRED: dict[str, set[str]] = {
     "status-projector": {"kafka", "schema_registry", "store"},
     "webhook-dispatcher": {"kafka", "schema_registry", "store"},
     "mock-registries": {"tax", "logistics"},
+    "folder-ingest": {"folder_ingest"},
     "receipts": {"kafka", "schema_registry", "store"},
 }
 # RECEIPTS_CONFIG names the file; RECEIPTS_LOG is reserved for log filters.

@@ -19,8 +19,8 @@ pub const MAX_BATCH_ITEMS: usize = 1000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
-    /// The watched folder (it must exist; `done/`, `rejected/` and `.receipts-ingest/` are
-    /// created in it).
+    /// The watched folder (created if missing, with `done/`, `rejected/` and
+    /// `.receipts-ingest/` in it).
     pub dir: PathBuf,
     /// The gateway's base URL.
     pub gateway_url: Url,
@@ -196,6 +196,29 @@ mod tests {
                 .expect_err("too big")
                 .contains("batch_size")
         );
+    }
+
+    #[test]
+    fn a_file_like_the_charts_loads() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("folder-ingest.toml");
+        std::fs::write(
+            &file,
+            "[folder_ingest]\ndir = \"/var/lib/receipts/inbox\"\ngateway_url = \"http://gw:8080/\"\n\
+             batch_size = 200\nrate = 50\nquiet_period = \"3s\"\nwait = true\nwait_timeout = \"1h\"\n\
+             [admin]\nlisten = \"0.0.0.0:9090\"\n[telemetry]\nlog_format = \"json\"\n",
+        )
+        .expect("write");
+        let config: FolderIngestConfig = receipts_runtime::load_config(Some(&file)).expect("loads");
+        let ingest = &config.folder_ingest;
+        assert_eq!(ingest.dir, PathBuf::from("/var/lib/receipts/inbox"));
+        assert_eq!(
+            (ingest.batch_size, ingest.rate, ingest.wait),
+            (200, 50, true)
+        );
+        assert_eq!(ingest.quiet_period, Duration::from_secs(3));
+        assert_eq!(ingest.wait_timeout, Duration::from_secs(3600));
+        assert_eq!(ingest.api_key, None);
     }
 
     #[test]

@@ -89,9 +89,10 @@ pub struct Folder {
 }
 
 impl Folder {
-    /// Opens `dir` (which must exist), creates its work, `done/` and `rejected/` directories
+    /// Opens `dir` (created if missing), creates its work, `done/` and `rejected/` directories
     /// and takes its lock: a second ingester of the same folder is refused.
     pub fn open(dir: &Path) -> Result<Self, Error> {
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
         let metadata = fs::metadata(dir).map_err(io_error(dir))?;
         if !metadata.is_dir() {
             return Err(Error::Config(format!(

@@ -194,6 +194,33 @@ required_registries = {{ $root.Values.status.requiredRegistries | toJson }}
 {{- end }}
 {{- end -}}
 
+{{- define "receipts.toml.folderIngest" -}}
+{{- $f := .Values.folderIngest -}}
+# folder-ingest: rendered by the Helm chart; the API key comes from the environment
+# (RECEIPTS_FOLDER_INGEST__API_KEY, secret key folder-ingest-api-key).
+
+[folder_ingest]
+dir = {{ $f.mountPath | toJson }}
+gateway_url = {{ default (printf "http://%s:%d/" (include "receipts.objectName" (list . "ingest-gateway")) (int .Values.ingestGateway.service.port)) $f.gatewayUrl | toJson }}
+{{- with $f.receiptType }}
+receipt_type = {{ . | toJson }}
+{{- end }}
+{{- with $f.xmlReceiptType }}
+xml_receipt_type = {{ . | toJson }}
+{{- end }}
+batch_size = {{ int $f.batchSize }}
+concurrency = {{ int $f.concurrency }}
+rate = {{ int $f.rate }}
+quiet_period = {{ $f.quietPeriod | toJson }}
+poll_interval = {{ $f.pollInterval | toJson }}
+max_record_bytes = {{ int $f.maxRecordBytes }}
+give_up_after = {{ $f.giveUpAfter | toJson }}
+wait = {{ $f.wait }}
+wait_timeout = {{ $f.waitTimeout | toJson }}
+
+{{ include "receipts.toml.telemetry" . }}
+{{- end -}}
+
 {{/* A value as TOML (maps become inline tables). */}}
 {{- define "receipts.tomlValue" -}}
 {{- if kindIs "map" . -}}
