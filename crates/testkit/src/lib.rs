@@ -13,6 +13,7 @@ pub mod receiver;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -405,4 +406,48 @@ pub fn header(message: &OwnedMessage, name: &str) -> Option<String> {
 /// Shorthand for message keys in assertions.
 pub fn key(message: &OwnedMessage) -> String {
     String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned()
+}
+
+/// A Python virtual environment under `target/tools/<name>` with `requirements` installed from
+/// PyPI (pinned versions): built once in a private directory and renamed into place, because
+/// nextest runs tests as parallel processes. Returns the venv's directory.
+pub fn python_venv(name: &str, requirements: &[&str]) -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/tools")
+        .join(name);
+    if venv.join(".installed").exists() {
+        return venv;
+    }
+    std::fs::create_dir_all(venv.parent().expect("tools dir")).expect("create target/tools");
+    let building = venv.with_extension(format!("building-{}", std::process::id()));
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&building)
+        .status()
+        .expect("python3 (with venv) is installed");
+    assert!(status.success(), "creating the venv {name}");
+    let status = Command::new(building.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(requirements)
+        .status()
+        .expect("pip runs");
+    assert!(status.success(), "installing {requirements:?} from PyPI");
+    std::fs::write(building.join(".installed"), "").expect("mark installed");
+    if std::fs::rename(&building, &venv).is_err() {
+        if !venv.join(".installed").exists() {
+            // A stale, half-built venv from an interrupted run: replace it.
+            std::fs::remove_dir_all(&venv).expect("remove stale venv");
+            std::fs::rename(&building, &venv).expect("move venv into place");
+        } else {
+            // Another test process won the race; use its venv.
+            std::fs::remove_dir_all(&building).expect("remove spare venv");
+        }
+    }
+    venv
 }

@@ -87,7 +87,7 @@ pub struct BatchOutcome {
     operation_id = "submit_batch",
     security(("api_key" = ["write"])),
     request_body(
-        description = "One `BatchEnvelope` per line, as `application/x-ndjson` (also `application/jsonl`, `application/ndjson`).",
+        description = "One `BatchEnvelope` per line, as `application/x-ndjson` (also `application/jsonl`, `application/ndjson`); the schema is the sequence of lines, as an array.",
         content((Vec<Envelope> = "application/x-ndjson")),
     ),
     responses(

@@ -223,7 +223,8 @@ struct Page {
 /// The tenant's receipts by when they were received (newest first by default), page by page:
 /// a page's `next_cursor` (also in the `Link: <…>; rel="next"` header) continues the same
 /// query. With `Accept: application/x-ndjson` the page is one receipt per line and the cursor
-/// is only in the `Link` header. The time window is at most 31 days (default: the 30 days
+/// is only in the `Link` header (its schema is the sequence of lines, as an array). The time
+/// window is at most 31 days (default: the 30 days
 /// before `to`).
 #[utoipa::path(
     get,
@@ -238,12 +239,12 @@ struct Page {
         ("type" = Option<String>, Query, min_length = 1, example = "retail-receipt/v1", description = "Only this receipt type (as submitted)."),
         ("order" = Option<String>, Query, pattern = "^(asc|desc)$", description = "`desc` (newest first, the default) or `asc`."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 10000, description = "Receipts per page (default 100)."),
-        ("cursor" = Option<String>, Query, description = "A page's `next_cursor`: continues its query (filters given again must repeat it)."),
+        ("cursor" = Option<String>, Query, min_length = 1, description = "A page's `next_cursor`: continues its query (filters given again must repeat it)."),
     ),
     responses(
         (status = 200, description = "A page.", headers(("Link" = String, description = "`<…>; rel=\"next\"` while more pages follow.")), content(
             (Page = "application/json"),
-            (Item = "application/x-ndjson"),
+            (Vec<Item> = "application/x-ndjson"),
         )),
         (status = 400, description = "An unknown, repeated or invalid parameter (`parameter` names it), an invalid cursor, or a cursor with other filters.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
     ),

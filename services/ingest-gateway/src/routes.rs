@@ -65,7 +65,7 @@ pub(crate) struct Submission {
     params(
         ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", example = "order-2026-000123", description = "Chosen by the client, unique per receipt: a retry with the same key and request answers the same receipt; the same key with another request is a 409."),
         ("Receipt-Type" = String, Header, example = "retail-receipt/v1", description = "`name/version` (or an alias) of a type `GET /v1/receipt-types` lists."),
-        ("Callback-Url" = Option<String>, Header, max_length = 2048, example = "https://partner.example/receipts/outcome", description = "Where to deliver this receipt's outcome as a signed webhook (http(s), at most 2048 characters, no credentials)."),
+        ("Callback-Url" = Option<String>, Header, nullable = false, max_length = 2048, pattern = "^https?://", example = "https://partner.example/receipts/outcome", description = "Where to deliver this receipt's outcome as a signed webhook (http(s), at most 2048 characters, no credentials)."),
     ),
     request_body(
         description = "The receipt document as issued: `application/json` or `application/xml` (UTF-8), at most `gateway.max_body_bytes`.",

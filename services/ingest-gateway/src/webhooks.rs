@@ -71,7 +71,7 @@ pub struct CreatedEndpoint {
 #[schema(example = json!({"url": "https://partner.example/hooks/receipts", "description": "ERP", "events": ["receipt.accepted", "receipt.rejected"]}))]
 struct CreateEndpoint {
     /// Absolute http(s) URL without credentials; not a private or loopback address.
-    #[schema(max_length = 2048)]
+    #[schema(max_length = 2048, pattern = "^https?://")]
     url: String,
     #[serde(default)]
     #[schema(max_length = 500)]
@@ -88,7 +88,7 @@ struct CreateEndpoint {
 #[schema(example = json!({"enabled": false}))]
 struct PatchEndpoint {
     #[serde(default)]
-    #[schema(max_length = 2048)]
+    #[schema(max_length = 2048, pattern = "^https?://")]
     url: Option<String>,
     /// `null` removes it.
     #[serde(default, deserialize_with = "present")]
@@ -120,7 +120,20 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
         ));
     }
     let bytes = read_limited(headers, body, MAX_ENDPOINT_BODY).await?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+    parse_object(&bytes)
+}
+
+/// A JSON object as `T`. Anything else is refused first: serde would otherwise read a struct
+/// from an array of its fields in order (`[null, null]` would clear a description).
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::InvalidRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }
 
 impl AppState {
@@ -686,6 +699,23 @@ mod tests {
         );
         assert!(events(Some(vec![])).is_err());
         assert!(events(Some(vec!["receipt.exploded".into()])).is_err());
+    }
+
+    #[test]
+    fn bodies_must_be_objects() {
+        // Regression (found by schemathesis): an array was read as the struct's fields in order.
+        for body in ["[null, null]", "[\"https://example.com\"]", "null", "1"] {
+            assert!(
+                parse_object::<PatchEndpoint>(body.as_bytes()).is_err(),
+                "{body} is refused"
+            );
+            assert!(
+                parse_object::<CreateEndpoint>(body.as_bytes()).is_err(),
+                "{body}"
+            );
+        }
+        let patch: PatchEndpoint = parse_object(br#"{"enabled": true}"#).expect("object");
+        assert_eq!(patch.enabled, Some(true));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `receipts` command line, webhooks.
 
 mod cli;
+mod contract;
 mod client_cli;
 mod crash;
 mod embedded;

@@ -2,7 +2,7 @@
 //! hand-written HMAC-SHA256 (the `hmac` and `sha2` crates) and the reference Python library
 //! (`standardwebhooks` from PyPI, installed into target/ on first use).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use base64::Engine as _;
@@ -38,38 +38,10 @@ fn signatures(request: &Received) -> Vec<String> {
         .collect()
 }
 
-/// A Python with the reference `standardwebhooks` package: a venv under target/, built once in a
-/// private directory and renamed into place, because nextest runs these tests as parallel processes.
+/// A Python with the reference `standardwebhooks` package.
 fn python_with_standardwebhooks() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/standardwebhooks");
-    let python = venv.join("bin/python");
-    if venv.join(".installed").exists() {
-        return python;
-    }
-    let building = venv.with_extension(format!("building-{}", std::process::id()));
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&building)
-        .status()
-        .expect("python3 (with venv) is installed");
-    assert!(status.success(), "creating the venv");
-    let status = Command::new(building.join("bin/python"))
-        .args(["-m", "pip", "install", "--quiet", "standardwebhooks==1.1.0"])
-        .status()
-        .expect("pip runs");
-    assert!(status.success(), "installing standardwebhooks from PyPI");
-    std::fs::write(building.join(".installed"), "").expect("mark installed");
-    if std::fs::rename(&building, &venv).is_err() {
-        if !venv.join(".installed").exists() {
-            // A stale, half-built venv from an interrupted run: replace it.
-            std::fs::remove_dir_all(&venv).expect("remove stale venv");
-            std::fs::rename(&building, &venv).expect("move venv into place");
-        } else {
-            // Another test process won the race; use its venv.
-            std::fs::remove_dir_all(&building).expect("remove spare venv");
-        }
-    }
-    python
+    receipts_testkit::python_venv("standardwebhooks", &["standardwebhooks==1.1.0"])
+        .join("bin/python")
 }
 
 /// Verifies `request` with the reference library; returns its verdict.
