@@ -85,7 +85,7 @@ pub struct BatchOutcome {
     path = "/v1/receipts/batch",
     tag = "receipts",
     operation_id = "submit_batch",
-    security(("api_key" = ["write"])),
+    security(("api_key" = ["read-write"])),
     request_body(
         description = "One `BatchEnvelope` per line, as `application/x-ndjson` (also `application/jsonl`, `application/ndjson`); the schema is the sequence of lines, as an array.",
         content((Vec<Envelope> = "application/x-ndjson")),

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use crate::app::AppState;
 use crate::problem::PROBLEM_JSON;
 
-/// The name of the API-key security scheme; its scopes are `read` and `write`.
+/// The name of the API-key security scheme; its scopes are `read` and `read-write`.
 pub const API_KEY: &str = "api_key";
 
 /// The document's fixed parts; paths come from the router (`app::api`).
@@ -66,8 +66,8 @@ pub struct ProblemDocument {
     limit_items: Option<u64>,
 }
 
-/// `Authorization: Bearer <API key>`. A key's scope is `read` (reads only) or `write` (reads and
-/// changes); operations name the scope they need.
+/// `Authorization: Bearer <API key>`. A key's scope is `read` (reads only) or `read-write` (reads
+/// and changes); operations name the scope they need.
 struct Security;
 
 impl Modify for Security {
@@ -80,7 +80,7 @@ impl Modify for Security {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("rk_…")
                     .description(Some(
-                        "An API key issued by the operator (`receipts clients create`). Scope `read` reads; scope `write` also submits and changes.",
+                        "An API key issued by the operator (`receipts clients create`). Scope `read` reads; scope `read-write` also submits and changes.",
                     ))
                     .build(),
             ),
@@ -89,7 +89,7 @@ impl Modify for Security {
 }
 
 /// The problems any authenticated operation may answer, added to every operation rather than
-/// repeated on each: 401 (no valid key), 403 (a `read` key on a `write` operation), 408 (the
+/// repeated on each: 401 (no valid key), 403 (a `read` key on a `read-write` operation), 408 (the
 /// request took longer than `request_timeout`) and 503 (broker or store unavailable, retry).
 struct SharedProblems;
 
@@ -112,8 +112,8 @@ impl Modify for SharedProblems {
                 if operation.security.is_some() {
                     add("401", "No valid API key (`WWW-Authenticate: Bearer`).");
                 }
-                if scopes.iter().any(|s| s == "write") {
-                    add("403", "The API key's scope is `read`; this needs `write`.");
+                if scopes.iter().any(|s| s == "read-write") {
+                    add("403", "The API key's scope is `read`; this needs `read-write`.");
                 }
                 add(
                     "408",
@@ -129,7 +129,7 @@ impl Modify for SharedProblems {
 }
 
 /// The API-key scopes a requirement names (the type offers no accessor; its JSON form is
-/// `{"api_key": ["write"]}`).
+/// `{"api_key": ["read-write"]}`).
 fn scopes(requirement: &utoipa::openapi::security::SecurityRequirement) -> Vec<String> {
     serde_json::to_value(requirement)
         .ok()

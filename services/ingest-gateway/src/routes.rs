@@ -61,7 +61,7 @@ pub(crate) struct Submission {
     path = "/v1/receipts",
     tag = "receipts",
     operation_id = "submit_receipt",
-    security(("api_key" = ["write"])),
+    security(("api_key" = ["read-write"])),
     params(
         ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", example = "order-2026-000123", description = "Chosen by the client, unique per receipt: a retry with the same key and request answers the same receipt; the same key with another request is a 409."),
         ("Receipt-Type" = String, Header, example = "retail-receipt/v1", description = "`name/version` (or an alias) of a type `GET /v1/receipt-types` lists."),

@@ -197,7 +197,7 @@ fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
     path = "/v1/webhook-endpoints",
     tag = "webhooks",
     operation_id = "create_webhook_endpoint",
-    security(("api_key" = ["write"])),
+    security(("api_key" = ["read-write"])),
     request_body(content = CreateEndpoint, content_type = "application/json"),
     responses(
         (status = 201, description = "Created.", body = CreatedEndpoint, headers(("Location" = String, description = "The endpoint's URL."))),
@@ -307,7 +307,7 @@ pub async fn get_endpoint(
     path = "/v1/webhook-endpoints/{id}",
     tag = "webhooks",
     operation_id = "update_webhook_endpoint",
-    security(("api_key" = ["write"])),
+    security(("api_key" = ["read-write"])),
     params(("id" = EndpointId, Path, description = "The endpoint's id.")),
     request_body(content = PatchEndpoint, content_type = "application/json"),
     responses(
@@ -352,7 +352,7 @@ pub async fn update_endpoint(
     path = "/v1/webhook-endpoints/{id}",
     tag = "webhooks",
     operation_id = "delete_webhook_endpoint",
-    security(("api_key" = ["write"])),
+    security(("api_key" = ["read-write"])),
     params(("id" = EndpointId, Path, description = "The endpoint's id.")),
     responses(
         (status = 204, description = "Deleted."),
@@ -394,7 +394,7 @@ pub struct Rotated {
     path = "/v1/webhook-endpoints/{id}/rotate-secret",
     tag = "webhooks",
     operation_id = "rotate_webhook_endpoint_secret",
-    security(("api_key" = ["write"])),
+    security(("api_key" = ["read-write"])),
     params(("id" = EndpointId, Path, description = "The endpoint's id.")),
     responses(
         (status = 200, description = "The new secret.", body = Rotated),
@@ -462,7 +462,7 @@ impl CallbackSecrets {
     path = "/v1/webhooks/secret",
     tag = "webhooks",
     operation_id = "get_callback_secret",
-    security(("api_key" = ["write"])),
+    security(("api_key" = ["read-write"])),
     responses((status = 200, description = "The secrets.", body = CallbackSecrets)),
 )]
 pub async fn callback_secret(
@@ -486,7 +486,7 @@ pub async fn callback_secret(
     path = "/v1/webhooks/secret/rotate",
     tag = "webhooks",
     operation_id = "rotate_callback_secret",
-    security(("api_key" = ["write"])),
+    security(("api_key" = ["read-write"])),
     responses((status = 200, description = "The secrets after rotation.", body = CallbackSecrets)),
 )]
 pub async fn rotate_callback_secret(
@@ -596,7 +596,7 @@ pub async fn deliveries(
     path = "/v1/receipts/{id}/deliveries/{delivery}/retry",
     tag = "webhooks",
     operation_id = "redeliver",
-    security(("api_key" = ["write"])),
+    security(("api_key" = ["read-write"])),
     params(
         ("id" = ReceiptId, Path, description = "The receipt's id."),
         ("delivery" = String, Path, description = "The delivery's `id` (its `webhook-id`)."),

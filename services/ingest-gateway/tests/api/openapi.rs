@@ -149,13 +149,13 @@ fn operations_are_complete() {
                 let scopes = &operation["security"][0]["api_key"];
                 assert!(
                     scopes == &serde_json::json!(["read"])
-                        || scopes == &serde_json::json!(["write"]),
+                        || scopes == &serde_json::json!(["read-write"]),
                     "{at}: needs an API key with a scope, has {scopes}"
                 );
                 for status in ["401", "408", "503"] {
                     assert!(responses.contains_key(status), "{at}: {status}");
                 }
-                if scopes == &serde_json::json!(["write"]) {
+                if scopes == &serde_json::json!(["read-write"]) {
                     assert!(responses.contains_key("403"), "{at}: 403");
                 }
             }
