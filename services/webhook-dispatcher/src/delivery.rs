@@ -19,10 +19,10 @@ use receipts_kafka::{EventHandler, EventProducer, HandlerError, MessageContext, 
 use receipts_telemetry::metrics::{
     WEBHOOK_ATTEMPT_DURATION, WEBHOOK_DELIVERIES, WEBHOOK_ENDPOINTS_DISABLED,
 };
+use receipts_webhooks::{Attempt, Outcome, Sender};
 
 use crate::SERVICE;
 use crate::limits::Limiter;
-use crate::sender::{Attempt, Outcome, Sender};
 
 pub(crate) struct Deliverer {
     pub webhooks: Webhooks,

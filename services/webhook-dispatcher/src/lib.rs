@@ -12,7 +12,6 @@ mod delivery;
 mod fanout;
 pub mod limits;
 pub mod payload;
-pub mod sender;
 
 use receipts_avro::SchemaRegistryConfig;
 use receipts_core::Webhooks;
@@ -21,14 +20,13 @@ use receipts_kafka::KafkaConfig;
 use receipts_runtime::TelemetryConfig;
 use receipts_service::{Admin, AdminConfig, Consumer, Service, ServiceConfig, StoreService};
 use receipts_store::{StoreConfig, Stores};
-use receipts_webhooks::{AddressPolicy, WebhookConfig};
+use receipts_webhooks::{AddressPolicy, Sender, WebhookConfig};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::Deliverer;
 use crate::fanout::Fanout;
 use crate::limits::Limiter;
-use crate::sender::Sender;
 
 /// The delivery consumer's name (consumer group, retry and dead-letter topics).
 pub const SERVICE: &str = "webhook-dispatcher";

@@ -12,7 +12,7 @@ use reqwest::header::{CONTENT_TYPE, LOCATION};
 use standardwebhooks::{HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP};
 use tracing::Instrument;
 
-use receipts_webhooks::{AddressPolicy, GuardedResolver, refusal};
+use crate::guard::{AddressPolicy, GuardedResolver, refusal};
 
 /// At most this much of a response body is kept in the delivery log.
 pub const EXCERPT_BYTES: usize = 1024;
