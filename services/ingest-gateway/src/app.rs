@@ -16,7 +16,7 @@ use receipts_service::{Readiness, admin};
 use receipts_store::{ClientStore, DocumentStore, ReservationStore, Stores};
 use receipts_telemetry::metrics::Recorder;
 use receipts_validation::types::Catalog;
-use receipts_webhooks::{AddressPolicy, WebhookConfig};
+use receipts_webhooks::{AddressPolicy, Sender, WebhookConfig};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -52,6 +52,9 @@ pub struct AppState {
     pub callbacks: Arc<BTreeMap<RegistryName, CallbackConfig>>,
     /// Which webhook URLs are refused at registration (IP literals and `localhost`).
     pub webhook_policy: Arc<AddressPolicy>,
+    /// Sends endpoint test messages (the dispatcher's policy and user agent); `None` when its
+    /// HTTP client could not be built, and tests then answer 503.
+    pub webhook_sender: Option<Sender>,
     /// How long a rotated-out webhook secret keeps signing.
     pub secret_grace: chrono::TimeDelta,
     /// Seals the cursors of receipt lists.
@@ -99,6 +102,7 @@ impl AppState {
             )),
             callbacks: Arc::default(),
             webhook_policy: Arc::new(AddressPolicy::new(webhooks.allow_private.clone())),
+            webhook_sender: test_sender(webhooks),
             secret_grace: chrono::TimeDelta::from_std(webhooks.secret_grace)
                 .unwrap_or(chrono::TimeDelta::MAX),
             cursor_key: match &http.cursor_key {
@@ -129,6 +133,22 @@ impl AppState {
     }
 }
 
+/// The longest an endpoint test waits for the receiver (less when `webhooks.request_timeout` is).
+const TEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The sender of endpoint test messages, or `None` (logged) when its HTTP client cannot be built.
+fn test_sender(webhooks: &WebhookConfig) -> Option<Sender> {
+    Sender::new(
+        AddressPolicy::new(webhooks.allow_private.clone()),
+        webhooks.request_timeout.min(TEST_TIMEOUT),
+        &webhooks.user_agent,
+    )
+    .inspect_err(|error| {
+        tracing::error!(%error, "no webhook sender: endpoint tests will answer 503");
+    })
+    .ok()
+}
+
 /// Every route of the HTTP API with its OpenAPI operation: each handler is registered through
 /// its `#[utoipa::path]` annotation, so a route cannot exist without its documentation.
 pub fn api() -> OpenApiRouter<AppState> {
@@ -146,6 +166,7 @@ pub fn api() -> OpenApiRouter<AppState> {
             webhooks::delete_endpoint
         ))
         .routes(routes!(webhooks::rotate_endpoint_secret))
+        .routes(routes!(webhooks::test_endpoint))
         .routes(routes!(receipt_types::list))
         .routes(routes!(receipt_types::get))
         .routes(routes!(webhooks::callback_secret))

@@ -79,6 +79,8 @@ pub enum ApiError {
     StoreUnavailable,
     #[error("too many submissions in flight on this gateway; retry with the same Idempotency-Key")]
     Overloaded,
+    #[error("this gateway cannot send webhook messages (its HTTP client did not start)")]
+    WebhookSenderUnavailable,
     #[error("internal error")]
     Internal,
 }
@@ -220,6 +222,11 @@ impl ApiError {
                 "Temporarily unavailable",
             ),
             Self::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", "Overloaded"),
+            Self::WebhookSenderUnavailable => (
+                S::SERVICE_UNAVAILABLE,
+                "webhook-sender-unavailable",
+                "Webhook sending unavailable",
+            ),
             Self::Internal => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
@@ -343,6 +350,7 @@ mod tests {
             ApiError::BrokerUnavailable,
             ApiError::StoreUnavailable,
             ApiError::Overloaded,
+            ApiError::WebhookSenderUnavailable,
             ApiError::Internal,
         ]
     }
@@ -356,6 +364,7 @@ mod tests {
                 ApiError::BrokerUnavailable
                     | ApiError::StoreUnavailable
                     | ApiError::Overloaded
+                    | ApiError::WebhookSenderUnavailable
                     | ApiError::Internal
             );
             assert_eq!(status.is_server_error(), outage, "{error:?}");

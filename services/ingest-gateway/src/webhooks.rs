@@ -14,6 +14,7 @@ use receipts_domain::{
     EventId, EventMeta, NewEndpoint, ReceiptId, StoredSecret, WebhookEventType, WebhookRequested,
     WebhookSecret,
 };
+use receipts_webhooks::{Attempt, Outcome};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -422,6 +423,124 @@ pub async fn rotate_endpoint_secret(
         secret,
         previous_valid_until: until,
     }))
+}
+
+/// The `type` of an endpoint test message.
+const TEST_EVENT: &str = "webhook.test";
+const TEST_MESSAGE: &str =
+    "A test message from receipts: your endpoint receives and can verify our webhooks.";
+
+/// A test message's body: the Standard Webhooks envelope, like every other message.
+#[derive(Debug, Serialize)]
+struct TestMessage<'a> {
+    #[serde(rename = "type")]
+    event_type: &'static str,
+    timestamp: DateTime<Utc>,
+    data: TestData<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct TestData<'a> {
+    endpoint_id: &'a EndpointId,
+    message: &'static str,
+}
+
+/// What an endpoint did with a test message. A refusal or failure is a result, not an error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"webhook_id": "msg_test_5f0c1e9a2b7d4c3e8a1f6b2d9c0e7a41", "delivered": true, "http_status": 200, "latency_ms": 12, "response_excerpt": "ok", "error": null}))]
+pub struct EndpointTestResult {
+    /// The message's `webhook-id` (`msg_test_…`, new for every test).
+    pub webhook_id: String,
+    /// Whether the endpoint answered 2xx.
+    pub delivered: bool,
+    /// The endpoint's answer (`null`: none, e.g. refused address, timeout or no connection).
+    pub http_status: Option<u16>,
+    pub latency_ms: u64,
+    /// The first 1 KiB of the answer.
+    pub response_excerpt: Option<String>,
+    /// Why it was not delivered (`HTTP 500`, `timeout …`, a refused address, …).
+    pub error: Option<String>,
+}
+
+impl EndpointTestResult {
+    fn new(webhook_id: String, attempt: &Attempt) -> Self {
+        Self {
+            webhook_id,
+            delivered: attempt.outcome == Outcome::Delivered,
+            http_status: attempt.http_status,
+            latency_ms: u64::try_from(attempt.latency.as_millis()).unwrap_or(u64::MAX),
+            response_excerpt: attempt.response_excerpt.clone(),
+            error: attempt.error().map(str::to_owned),
+        }
+    }
+}
+
+/// Send a test message to a webhook endpoint
+///
+/// Sends one `webhook.test` message, signed like every delivery with the endpoint's current
+/// secrets, and answers with what the endpoint did, whatever it did (also to a disabled
+/// endpoint). Nothing is logged as a delivery and nothing is retried.
+#[utoipa::path(
+    post,
+    path = "/v1/webhook-endpoints/{id}/test",
+    tag = "webhooks",
+    operation_id = "test_webhook_endpoint",
+    security(("api_key" = ["read-write"])),
+    params(("id" = EndpointId, Path, description = "The endpoint's id.")),
+    responses(
+        (status = 200, description = "Sent (or refused); `delivered` says whether the endpoint answered 2xx.", body = EndpointTestResult),
+        (status = 404, description = "No such endpoint.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "The store is unavailable (retry), or this gateway cannot send webhook messages.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+    ),
+)]
+#[tracing::instrument(skip_all, fields(endpoint_id = %id))]
+pub async fn test_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<EndpointTestResult>, ApiError> {
+    caller.require_write("testing webhook endpoints")?;
+    let endpoint = state
+        .webhooks
+        .endpoint(&caller.tenant, endpoint_id(&id)?)
+        .await
+        .map_err(store_unavailable)?
+        .ok_or(ApiError::EndpointNotFound)?;
+    let sender = state
+        .webhook_sender
+        .as_ref()
+        .ok_or(ApiError::WebhookSenderUnavailable)?;
+    let now = now_millis();
+    let webhook_id = format!("msg_test_{}", uuid::Uuid::new_v4().simple());
+    let message = TestMessage {
+        event_type: TEST_EVENT,
+        timestamp: now,
+        data: TestData {
+            endpoint_id: &endpoint.id,
+            message: TEST_MESSAGE,
+        },
+    };
+    let payload = serde_json::to_vec(&message).map_err(|_| ApiError::Internal)?;
+    // What a delivery would be signed with now (as the dispatcher chooses): the current secret,
+    // and any rotated out still within their grace period.
+    let secrets: Vec<WebhookSecret> = endpoint
+        .live_secrets(now)
+        .into_iter()
+        .map(|s| s.secret)
+        .collect();
+    let attempt = sender
+        .send(&endpoint.url, &webhook_id, &payload, &secrets)
+        .await;
+    let result = EndpointTestResult::new(webhook_id, &attempt);
+    tracing::info!(
+        webhook_id = %result.webhook_id,
+        http_status = result.http_status,
+        latency_ms = result.latency_ms,
+        outcome = attempt.label(),
+        error = result.error,
+        "webhook endpoint tested"
+    );
+    Ok(Json(result))
 }
 
 /// The tenant's callback secrets: the current one, and rotated-out ones still signing.

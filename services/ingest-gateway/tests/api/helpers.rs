@@ -55,6 +55,11 @@ impl TestApp {
 
     /// A gateway whose HTTP settings `adjust` may change.
     pub async fn spawn_with(adjust: impl FnOnce(&mut HttpConfig)) -> Self {
+        Self::spawn_configured(|config| adjust(&mut config.gateway)).await
+    }
+
+    /// A gateway whose whole configuration `adjust` may change (after the test's own settings).
+    pub async fn spawn_configured(adjust: impl FnOnce(&mut GatewayConfig)) -> Self {
         let env = TestEnv::new();
         let stores = Stores::of(
             SqliteStore::open(
@@ -73,19 +78,19 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
-        let mut http = HttpConfig {
+        let http = HttpConfig {
             listen: addr,
             public_url: Some(Url::parse(&base).expect("url")),
             max_body_bytes: MAX_BODY,
             ..HttpConfig::default()
         };
-        adjust(&mut http);
-        let config = GatewayConfig {
+        let mut config = GatewayConfig {
             gateway: http,
             kafka: env.kafka.clone(),
             schema_registry: env.schema_registry.clone(),
             ..GatewayConfig::default()
         };
+        adjust(&mut config);
         let shutdown = CancellationToken::new();
         tokio::spawn(ingest_gateway::run(
             config,

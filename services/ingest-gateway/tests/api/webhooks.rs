@@ -1,16 +1,17 @@
-//! The webhook management API: endpoints (create, list, read, update, disable, delete), secret
-//! rotation, the callback secret, the delivery log and manual redelivery; scopes, tenants and
-//! bad input.
+//! The webhook management API: endpoints (create, list, read, update, disable, delete, test),
+//! secret rotation, the callback secret, the delivery log and manual redelivery; scopes, tenants
+//! and bad input.
 
 use chrono::Utc;
 use rdkafka::Message;
 use receipts_domain::event::now_millis;
-use receipts_domain::{Delivery, DeliveryAttempt, NewDelivery};
+use receipts_domain::{Delivery, DeliveryAttempt, NewDelivery, NewEndpoint, WebhookSecret};
 use receipts_domain::{
     Destination, EndpointId, ReceiptEvent, ReceiptId, TenantId, Topic, WebhookEventType,
 };
 use receipts_kafka::TopicNames;
 use receipts_store::{Cas, DeliveryStore};
+use receipts_testkit::receiver::{Received, Receiver, Reply};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -659,5 +660,201 @@ async fn a_redelivery_that_cannot_be_queued_changes_nothing() {
             .len(),
         1,
         "one redelivery queued"
+    );
+}
+
+/// Asserts that `received` is signed by `secret` (a Standard Webhooks library verifies it).
+fn assert_signed_by(received: &Received, secret: &str) {
+    standardwebhooks::Webhook::new(secret)
+        .expect("a whsec_ secret")
+        .verify(&received.body, &received.headers)
+        .unwrap_or_else(|e| panic!("the signature verifies with {secret:.12}…: {e}"));
+}
+
+/// An endpoint test sends one signed `webhook.test` message, synchronously, and answers what the
+/// receiver did: delivered with its status, or not delivered (a 500) with the reason. Nothing is
+/// recorded: no delivery message, the endpoint's health untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_tests_send_one_signed_message_and_answer_the_outcome() {
+    // Endpoints on this machine are allowed, as `receipts up` allows them.
+    let app = TestApp::spawn_configured(|config| {
+        config.webhooks.allow_private = vec!["127.0.0.0/8".parse().expect("network")];
+    })
+    .await;
+    let receiver = Receiver::start(|_| Reply::Full(200, Vec::new(), "thanks".into())).await;
+    let created = app
+        .create_endpoint(json!({"url": receiver.url("/hooks")}))
+        .await;
+    let id = created["id"].as_str().expect("id");
+    let secret = created["secret"].as_str().expect("secret");
+    let path = format!("/v1/webhook-endpoints/{id}/test");
+
+    let response = app
+        .send(reqwest::Method::POST, &app.writer, &path, None)
+        .await;
+    assert_eq!(response.status(), 200);
+    let result: Value = response.json().await.expect("json");
+    assert_eq!(result["delivered"], true, "{result}");
+    assert_eq!(result["http_status"], 200);
+    assert_eq!(result["response_excerpt"], "thanks");
+    assert_eq!(result["error"], Value::Null);
+    assert!(result["latency_ms"].is_u64(), "{result}");
+    let webhook_id = result["webhook_id"].as_str().expect("webhook id");
+    assert!(webhook_id.starts_with("msg_test_"), "{webhook_id}");
+
+    // Sent before the answer, exactly once.
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1, "one message");
+    let received = &requests[0];
+    assert_eq!(received.webhook_id(), webhook_id);
+    assert!(
+        received
+            .header("webhook-timestamp")
+            .parse::<i64>()
+            .is_ok_and(|t| (t - Utc::now().timestamp()).abs() < 60),
+        "{received:?}"
+    );
+    assert!(received.header("webhook-signature").starts_with("v1,"));
+    assert_eq!(received.header("content-type"), "application/json");
+    assert!(
+        received
+            .header("user-agent")
+            .starts_with("receipts-webhooks/")
+    );
+    assert_signed_by(received, secret);
+    let body = received.json();
+    assert_eq!(body["type"], "webhook.test");
+    assert!(body["timestamp"].is_string(), "{body}");
+    assert_eq!(body["data"]["endpoint_id"], id);
+    assert!(
+        body["data"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("test message")),
+        "{body}"
+    );
+
+    // During a rotation the message is signed with both secrets, as deliveries are.
+    let rotated: Value = app
+        .send(
+            reqwest::Method::POST,
+            &app.writer,
+            &format!("/v1/webhook-endpoints/{id}/rotate-secret"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let again: Value = app
+        .send(reqwest::Method::POST, &app.writer, &path, None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(again["delivered"], true, "{again}");
+    assert_ne!(
+        again["webhook_id"], result["webhook_id"],
+        "a new id per test"
+    );
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[1].header("webhook-signature").split(' ').count(),
+        2
+    );
+    assert_signed_by(
+        &requests[1],
+        rotated["secret"].as_str().expect("new secret"),
+    );
+    assert_signed_by(&requests[1], secret);
+
+    // A receiver answering 500: not delivered, which is the answer, not an API error.
+    let failing = Receiver::start(|_| Reply::Full(500, Vec::new(), "boom".into())).await;
+    let broken = app
+        .create_endpoint(json!({"url": failing.url("/hooks")}))
+        .await;
+    let broken_id = broken["id"].as_str().expect("id");
+    let response = app
+        .send(
+            reqwest::Method::POST,
+            &app.writer,
+            &format!("/v1/webhook-endpoints/{broken_id}/test"),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let result: Value = response.json().await.expect("json");
+    assert_eq!(result["delivered"], false, "{result}");
+    assert_eq!(result["http_status"], 500);
+    assert_eq!(result["error"], "HTTP 500");
+    assert_eq!(result["response_excerpt"], "boom");
+    assert_eq!(failing.count(), 1, "never retried");
+
+    // Nothing recorded: no delivery message queued, the failing endpoint's health untouched.
+    let topic = TopicNames::new(&app.env.kafka).of(&Topic::WebhookDeliveries);
+    assert_eq!(app.env.message_count(&topic), 0, "no delivery queued");
+    let endpoint: Value = app
+        .get(&app.reader, &format!("/v1/webhook-endpoints/{broken_id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(endpoint["failing_since"], Value::Null, "{endpoint}");
+    assert_eq!(endpoint["enabled"], true);
+}
+
+/// Testing needs a read-write key and the tenant's own endpoint, and the address policy applies
+/// at send time as it does to deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_tests_need_a_write_key_an_own_endpoint_and_an_allowed_address() {
+    let app = TestApp::spawn().await;
+    // Stored directly: the API refuses a loopback URL at registration, the sender at every send.
+    let endpoint = app
+        .webhooks
+        .create_endpoint(
+            NewEndpoint {
+                id: EndpointId::new(),
+                tenant_id: TenantId::parse("acme").expect("tenant"),
+                url: "http://127.0.0.1:9/hooks".into(),
+                description: None,
+                events: None,
+                secret: WebhookSecret::generate(),
+            },
+            now_millis(),
+        )
+        .await
+        .expect("endpoint");
+    let path = format!("/v1/webhook-endpoints/{}/test", endpoint.id);
+
+    let forbidden = app
+        .send(reqwest::Method::POST, &app.reader, &path, None)
+        .await;
+    assert_problem(forbidden, 403, "forbidden").await;
+    let foreign = app
+        .send(reqwest::Method::POST, &app.other, &path, None)
+        .await;
+    assert_problem(foreign, 404, "endpoint-not-found").await;
+    for unknown in [
+        format!("/v1/webhook-endpoints/{}/test", EndpointId::new()),
+        "/v1/webhook-endpoints/nope/test".to_owned(),
+    ] {
+        let response = app
+            .send(reqwest::Method::POST, &app.writer, &unknown, None)
+            .await;
+        assert_problem(response, 404, "endpoint-not-found").await;
+    }
+
+    let response = app
+        .send(reqwest::Method::POST, &app.writer, &path, None)
+        .await;
+    assert_eq!(response.status(), 200);
+    let refused: Value = response.json().await.expect("json");
+    assert_eq!(refused["delivered"], false, "{refused}");
+    assert_eq!(refused["http_status"], Value::Null);
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("loopback")),
+        "{refused}"
     );
 }
