@@ -345,6 +345,13 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/webhook-endpoints/{id}/test`: sends the endpoint one signed test message and
+    /// tells what it answered (not delivered is an answer too, not an error). Never retried.
+    pub async fn test_endpoint(&self, id: &str) -> Result<EndpointTest> {
+        self.post_json(&["v1", "webhook-endpoints", id, "test"], None::<&()>)
+            .await
+    }
+
     /// `DELETE /v1/webhook-endpoints/{id}`.
     pub async fn delete_endpoint(&self, id: &str) -> Result<()> {
         let url = self.url(&["v1", "webhook-endpoints", id])?;

@@ -315,6 +315,23 @@ pub struct RotatedSecret {
     pub previous_valid_until: DateTime<Utc>,
 }
 
+/// What an endpoint did with a test message (`POST /v1/webhook-endpoints/{id}/test`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointTest {
+    /// The test message's `webhook-id` (`msg_test_…`).
+    pub webhook_id: String,
+    /// Whether the endpoint answered 2xx.
+    pub delivered: bool,
+    /// The endpoint's answer; `None` when there was none (refused address, timeout, no
+    /// connection).
+    pub http_status: Option<u16>,
+    pub latency_ms: u64,
+    /// The first 1 KiB of the answer.
+    pub response_excerpt: Option<String>,
+    /// Why it was not delivered.
+    pub error: Option<String>,
+}
+
 /// The tenant's `Callback-Url` signing secrets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallbackSecrets {

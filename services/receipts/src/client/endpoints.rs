@@ -1,9 +1,9 @@
-//! `endpoints create|list|show|update|rotate-secret|delete`: the tenant's webhook endpoints.
+//! `endpoints create|list|show|update|rotate-secret|test|delete`: the tenant's webhook endpoints.
 
 use std::io::Write;
 
 use clap::{Args, Subcommand};
-use receipts_client::{Endpoint, EndpointPatch, NewEndpoint};
+use receipts_client::{Endpoint, EndpointPatch, EndpointTest, NewEndpoint};
 
 use super::connection::ConnectionArgs;
 use super::exit;
@@ -70,6 +70,15 @@ pub enum EndpointsCommand {
         #[command(flatten)]
         connection: ConnectionArgs,
     },
+    /// Send an endpoint one signed test message now; exit 0 if it answered 2xx, 2 if not.
+    #[command(after_help = TEST_EXAMPLES)]
+    Test {
+        id: String,
+        #[arg(long, short, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
     /// Delete an endpoint (its deliveries stay in the log).
     #[command(
         after_help = "Examples:\n  receipts endpoints delete ep_01a1ff2b-6c3d-7e80-9a1b-2c3d4e5f6a7b"
@@ -92,6 +101,15 @@ Examples:
   receipts endpoints update ep_01a1… --disable
   receipts endpoints update ep_01a1… --enable --all-events
   receipts endpoints update ep_01a1… --endpoint-url https://erp.example.com/v2/hooks --event receipt.failed";
+
+const TEST_EXAMPLES: &str = "\
+Examples:
+  receipts endpoints test ep_01a1ff2b-6c3d-7e80-9a1b-2c3d4e5f6a7b
+  receipts endpoints test ep_01a1… --output json | jq .response_excerpt
+
+The message is a `webhook.test` event signed with the endpoint's secret(s), sent once; it is
+not logged as a delivery. Exit code 0: the endpoint answered 2xx; 2: it did not (the reason is
+printed).";
 
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
@@ -175,6 +193,22 @@ fn events(e: &Endpoint) -> String {
         Some(events) => events.join(","),
         None => "all terminal".into(),
     }
+}
+
+/// `delivered (HTTP 200 in 12 ms)` or `not delivered: <why>`.
+fn test_summary(test: &EndpointTest) -> String {
+    if test.delivered {
+        let status = test
+            .http_status
+            .map_or_else(|| "no status".to_owned(), |s| format!("HTTP {s}"));
+        return format!("delivered ({status} in {} ms)", test.latency_ms);
+    }
+    let why = match (&test.error, test.http_status) {
+        (Some(error), _) => error.clone(),
+        (None, Some(status)) => format!("HTTP {status}"),
+        (None, None) => "no answer".to_owned(),
+    };
+    format!("not delivered: {why}")
 }
 
 fn print_endpoint(out: &mut impl Write, e: &Endpoint) -> std::io::Result<()> {
@@ -274,6 +308,22 @@ pub async fn run(command: EndpointsCommand) -> anyhow::Result<u8> {
                 }
             }
         }
+        EndpointsCommand::Test {
+            id,
+            output,
+            connection,
+        } => {
+            let test = connection.client()?.test_endpoint(&id).await?;
+            match output {
+                Format::Json => output::json(&test)?,
+                Format::Text => writeln!(std::io::stdout().lock(), "{}", test_summary(&test))?,
+            }
+            return Ok(if test.delivered {
+                exit::OK
+            } else {
+                exit::NOT_DELIVERED
+            });
+        }
         EndpointsCommand::Delete { id, connection } => {
             connection.client()?.delete_endpoint(&id).await?;
             eprintln!("deleted {id}");
@@ -314,5 +364,28 @@ mod tests {
             ]))
         );
         assert_eq!(args(&["--all-events"]).patch().events, Some(None));
+    }
+
+    #[test]
+    fn test_results_read_as_one_line() {
+        let mut test = EndpointTest {
+            webhook_id: "msg_test_1".into(),
+            delivered: true,
+            http_status: Some(200),
+            latency_ms: 12,
+            response_excerpt: None,
+            error: None,
+        };
+        assert_eq!(test_summary(&test), "delivered (HTTP 200 in 12 ms)");
+        test.delivered = false;
+        test.http_status = Some(500);
+        test.error = Some("HTTP 500".into());
+        assert_eq!(test_summary(&test), "not delivered: HTTP 500");
+        test.http_status = None;
+        test.error = Some("refused: 127.0.0.1 is a loopback address".into());
+        assert_eq!(
+            test_summary(&test),
+            "not delivered: refused: 127.0.0.1 is a loopback address"
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | 0 | done (`watch`: ACCEPTED) |
 //! | 1 | usage or local error (bad arguments, unreadable file, profile file) |
-//! | 2 | `watch`: REJECTED; `submit`: the API refused some file |
+//! | 2 | `watch`: REJECTED; `submit`: the API refused some file; `endpoints test`: not delivered |
 //! | 3 | `watch`: FAILED |
 //! | 4 | `watch`: still not terminal at `--timeout` |
 //! | 5 | the API answered with a 4xx problem (bad key, not found, invalid request) |
@@ -35,6 +35,8 @@ pub mod exit {
     pub const LOCAL: u8 = 1;
     /// `watch`: REJECTED; `submit`: the API refused some file.
     pub const REJECTED: u8 = 2;
+    /// `endpoints test`: the endpoint did not answer 2xx.
+    pub const NOT_DELIVERED: u8 = 2;
     /// `watch`: FAILED.
     pub const FAILED: u8 = 3;
     /// `watch`: not terminal in time.

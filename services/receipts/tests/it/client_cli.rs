@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use receipts_testkit::receiver::{Receiver, Reply};
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -435,6 +436,53 @@ async fn endpoints_types_completions_and_help() {
         "a refused address is the API's problem: {local:?}"
     );
 
+    // `endpoints test`: one signed message, now, to a receiver on this machine (the platform's
+    // policy allows loopback); exit 0 when delivered, 2 when not.
+    let receiver = Receiver::ok().await;
+    let hook = cli
+        .run(&["endpoints", "create", &receiver.url("/hooks"), "-o", "json"])
+        .await;
+    assert_eq!(hook.code, 0, "{hook:?}");
+    let hook = hook.json();
+    let hook_id = hook["id"].as_str().expect("id").to_owned();
+    let tested = cli.run(&["endpoints", "test", &hook_id]).await;
+    assert_eq!(tested.code, 0, "{tested:?}");
+    assert!(
+        tested.stdout.starts_with("delivered (HTTP 200 in "),
+        "{tested:?}"
+    );
+    let received = receiver.requests();
+    assert_eq!(received.len(), 1, "one message");
+    assert_eq!(received[0].json()["type"], "webhook.test");
+    assert_eq!(received[0].json()["data"]["endpoint_id"], hook_id.as_str());
+    standardwebhooks::Webhook::new(hook["secret"].as_str().expect("secret"))
+        .expect("a whsec_ secret")
+        .verify(&received[0].body, &received[0].headers)
+        .expect("signed with the endpoint's secret");
+    let failing = Receiver::start(|_| Reply::Status(500)).await;
+    let moved = cli
+        .run(&[
+            "endpoints",
+            "update",
+            &hook_id,
+            "--endpoint-url",
+            &failing.url("/hooks"),
+        ])
+        .await;
+    assert_eq!(moved.code, 0, "{moved:?}");
+    let not_delivered = cli
+        .run(&["endpoints", "test", &hook_id, "-o", "json"])
+        .await;
+    assert_eq!(not_delivered.code, 2, "{not_delivered:?}");
+    assert_eq!(not_delivered.json()["delivered"], false);
+    assert_eq!(not_delivered.json()["http_status"], 500);
+    let text = cli.run(&["endpoints", "test", &hook_id]).await;
+    assert_eq!(text.code, 2, "{text:?}");
+    assert!(text.stdout.contains("not delivered: HTTP 500"), "{text:?}");
+    assert_eq!(failing.count(), 2, "one message per test, never retried");
+    let deleted_one = cli.run(&["endpoints", "test", &id]).await;
+    assert_eq!(deleted_one.code, 5, "{deleted_one:?}");
+
     let types = cli.run(&["types", "list", "-o", "json"]).await;
     assert_eq!(types.code, 0, "{types:?}");
     let listed = types.json();
@@ -492,6 +540,7 @@ async fn endpoints_types_completions_and_help() {
         vec!["list", "--help"],
         vec!["watch", "--help"],
         vec!["endpoints", "create", "--help"],
+        vec!["endpoints", "test", "--help"],
         vec!["types", "show", "--help"],
     ] {
         let help = cli
