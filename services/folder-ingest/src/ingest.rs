@@ -335,6 +335,7 @@ impl Ingester {
         let mut pending: Vec<usize> = (0..batch.items.len()).collect();
         let mut backoff = BACKOFF_FIRST;
         let mut failing_since: Option<Instant> = None;
+        let mut last_item_problem: Option<String> = None;
         while !pending.is_empty() {
             let body = Batch::body(pending.iter().map(|&i| &batch.items[i]));
             let failure = match self.gateway.submit_batch(body).await {
@@ -348,6 +349,7 @@ impl Ingester {
                         .into());
                     }
                     let mut again = Vec::new();
+                    let mut item_problem = None;
                     for item in answer.items {
                         let Some(&i) = pending.get(item.index) else {
                             return Err(GatewayError::Answer(format!(
@@ -357,6 +359,9 @@ impl Ingester {
                             .into());
                         };
                         if item.is_transient() {
+                            if item_problem.is_none() {
+                                item_problem = Some(problem_summary(&item));
+                            }
                             again.push(i);
                         } else {
                             answers[i] = Some(item);
@@ -367,6 +372,7 @@ impl Ingester {
                         break;
                     }
                     metrics::batch_retry("items");
+                    last_item_problem = item_problem;
                     None
                 }
                 Err(error) if error.is_transient() => {
@@ -380,7 +386,13 @@ impl Ingester {
                 return Err(Error::GaveUp {
                     after: self.config.give_up_after,
                     last: failure.map_or_else(
-                        || format!("{} items answered 5xx", pending.len()),
+                        || {
+                            format!(
+                                "{} items answered {}",
+                                pending.len(),
+                                last_item_problem.as_deref().unwrap_or("5xx")
+                            )
+                        },
                         |e| e.to_string(),
                     ),
                 });
@@ -394,7 +406,10 @@ impl Ingester {
                 first = batch.first,
                 last = batch.last,
                 items = pending.len(),
-                error = failure.as_ref().map(ToString::to_string),
+                error = failure
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .or_else(|| last_item_problem.clone()),
                 retry_in_ms = pause.as_millis() as u64,
                 "batch not through; sending it again"
             );
@@ -618,6 +633,19 @@ impl Ingester {
         self.progress.finished(&report);
         Ok(report)
     }
+}
+
+/// "503 broker-unavailable: <detail>" for logs.
+fn problem_summary(item: &ItemAnswer) -> String {
+    let problem = item.problem.as_ref();
+    let kind = problem
+        .and_then(|p| p["type"].as_str())
+        .map(|t| t.rsplit(':').next().unwrap_or(t))
+        .unwrap_or("problem");
+    let detail = problem
+        .and_then(|p| p["detail"].as_str())
+        .unwrap_or_default();
+    format!("{} {kind}: {detail}", item.status)
 }
 
 fn remove(path: &Path) -> Result<(), Error> {
