@@ -202,6 +202,11 @@ pub fn describe(report: &FileReport) -> String {
     }
 }
 
+/// `{rate}` in a template: records per second, whole.
+fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = write!(w, "{:.0}/s", state.per_sec());
+}
+
 /// A progress bar per file, on stderr; lines about finished files on stdout.
 struct Bars {
     visible: bool,
@@ -246,7 +251,7 @@ impl Bars {
             None => ProgressBar::with_draw_target(None, target),
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style.progress_chars("=> "));
+            bar.set_style(style.progress_chars("=> ").with_key("rate", rate));
         }
         bar.set_message(message);
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -267,7 +272,7 @@ impl Progress for Bars {
     fn started(&self, name: &str, records: u64, done: u64) {
         let bar = self.bar(
             Some(records),
-            "{msg} [{bar:30}] {pos}/{len} records, {per_sec}, eta {eta}",
+            "{msg} [{bar:30}] {pos}/{len} records, {rate}, eta {eta}",
             name.to_owned(),
         );
         bar.set_position(done);
