@@ -113,7 +113,10 @@ impl Modify for SharedProblems {
                     add("401", "No valid API key (`WWW-Authenticate: Bearer`).");
                 }
                 if scopes.iter().any(|s| s == "read-write") {
-                    add("403", "The API key's scope is `read`; this needs `read-write`.");
+                    add(
+                        "403",
+                        "The API key's scope is `read`; this needs `read-write`.",
+                    );
                 }
                 add(
                     "408",

@@ -79,67 +79,53 @@ fn print_receipt(out: &mut impl Write, r: &Receipt) -> std::io::Result<()> {
             ("updated", time(r.updated_at)),
         ],
     )?;
-    if !r.reasons.is_empty() {
-        writeln!(out, "\nreasons")?;
-        let lines: Vec<Vec<String>> = r
-            .reasons
+    section(
+        out,
+        "reasons",
+        r.reasons
             .iter()
-            .map(|x| vec![format!("  {}", x.path), x.code.clone(), x.message.clone()])
-            .collect();
-        output::write_table(out, &lines)?;
-    }
-    if !r.registrations.is_empty() {
-        writeln!(out, "\nregistrations")?;
-        let lines: Vec<Vec<String>> = r
-            .registrations
-            .iter()
-            .map(|x| {
-                vec![
-                    format!("  {}", x.registry),
-                    x.registration_id.clone(),
-                    time(x.registered_at),
-                    attempts(x.attempts),
-                ]
-            })
-            .collect();
-        output::write_table(out, &lines)?;
-    }
-    if !r.failures.is_empty() {
-        writeln!(out, "\nfailures")?;
-        let lines: Vec<Vec<String>> = r
-            .failures
-            .iter()
-            .map(|x| {
-                vec![
-                    format!("  {}", x.registry),
-                    x.code.clone(),
-                    time(x.failed_at),
-                    attempts(x.attempts),
-                    x.reason.clone(),
-                ]
-            })
-            .collect();
-        output::write_table(out, &lines)?;
-    }
-    if !r.timeline.is_empty() {
-        writeln!(out, "\ntimeline")?;
-        let lines: Vec<Vec<String>> = r
-            .timeline
-            .iter()
-            .map(|x| {
-                let event = match &x.registry {
-                    Some(registry) => format!("{} ({registry})", x.event),
-                    None => x.event.clone(),
-                };
-                vec![
-                    format!("  {}", time(x.occurred_at)),
-                    event,
-                    x.status.to_string(),
-                ]
-            })
-            .collect();
-        output::write_table(out, &lines)?;
-    }
+            .map(|x| vec![format!("  {}", x.path), x.code.clone(), x.message.clone()]),
+    )?;
+    section(
+        out,
+        "registrations",
+        r.registrations.iter().map(|x| {
+            vec![
+                format!("  {}", x.registry),
+                x.registration_id.clone(),
+                time(x.registered_at),
+                attempts(x.attempts),
+            ]
+        }),
+    )?;
+    section(
+        out,
+        "failures",
+        r.failures.iter().map(|x| {
+            vec![
+                format!("  {}", x.registry),
+                x.code.clone(),
+                time(x.failed_at),
+                attempts(x.attempts),
+                x.reason.clone(),
+            ]
+        }),
+    )?;
+    section(
+        out,
+        "timeline",
+        r.timeline.iter().map(|x| {
+            let event = match &x.registry {
+                Some(registry) => format!("{} ({registry})", x.event),
+                None => x.event.clone(),
+            };
+            vec![
+                format!("  {}", time(x.occurred_at)),
+                event,
+                x.status.to_string(),
+            ]
+        }),
+    )?;
     Ok(())
 }
 
@@ -454,6 +440,20 @@ pub async fn redeliver(args: RedeliverArgs) -> anyhow::Result<u8> {
         )?,
     }
     Ok(exit::OK)
+}
+
+/// A titled table of a receipt's details; nothing when there are no rows.
+fn section(
+    out: &mut impl Write,
+    title: &str,
+    rows: impl Iterator<Item = Vec<String>>,
+) -> std::io::Result<()> {
+    let lines: Vec<Vec<String>> = rows.collect();
+    if lines.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n{title}")?;
+    output::write_table(out, &lines)
 }
 
 #[cfg(test)]

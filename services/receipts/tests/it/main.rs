@@ -2,8 +2,8 @@
 //! `receipts` command line, webhooks.
 
 mod cli;
-mod contract;
 mod client_cli;
+mod contract;
 mod crash;
 mod embedded;
 mod examples;
