@@ -42,6 +42,11 @@ impl Error {
         self.problem().map(|p| p.status)
     }
 
+    /// How long the server asked to wait before trying again.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.problem().and_then(|p| p.retry_after)
+    }
+
     /// The server is unavailable or broken (5xx), or could not be reached: worth retrying later.
     pub fn is_unavailable(&self) -> bool {
         match self {
@@ -86,6 +91,9 @@ pub struct Problem {
     /// Members beyond the standard ones (`receipt_id`, `parameter`, `limit_bytes`, ...).
     #[serde(flatten)]
     pub extensions: Map<String, Value>,
+    /// The answer's `Retry-After`, when it had one (a header, not part of the document).
+    #[serde(skip)]
+    pub retry_after: Option<std::time::Duration>,
 }
 
 fn about_blank() -> String {
@@ -118,6 +126,7 @@ impl Problem {
             detail: (!text.is_empty()).then_some(text),
             instance: None,
             extensions: Map::new(),
+            retry_after: None,
         }
     }
 }

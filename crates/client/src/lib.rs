@@ -230,17 +230,29 @@ impl Client {
                 .map_err(|e| Error::Invalid(format!("batch item: {e}")))?;
             body.push(b'\n');
         }
+        self.submit_batch_ndjson(body.into()).await
+    }
+
+    /// [`Client::submit_batch`] with the NDJSON body already written (one [`BatchItem`] per
+    /// line), for callers that stream their items.
+    pub async fn submit_batch_ndjson(&self, body: Bytes) -> Result<BatchOutcome> {
         let url = self.url(&["v1", "receipts", "batch"])?;
         let response = self
             .execute(Call {
                 method: Method::POST,
                 url: url.clone(),
                 headers: vec![(CONTENT_TYPE, HeaderValue::from_static(NDJSON))],
-                body: Some(body.into()),
+                body: Some(body),
                 retry: Retry::Submission,
             })
             .await?;
         decode(&url, response).await
+    }
+
+    /// `GET /livez`: the gateway serves (no key needed).
+    pub async fn live(&self) -> Result<()> {
+        let url = self.url(&["livez"])?;
+        self.execute(Call::get(url)).await.map(drop)
     }
 
     /// `GET /v1/receipts/{id}`.
@@ -530,17 +542,23 @@ async fn decode<T: DeserializeOwned>(url: &Url, response: Response) -> Result<T>
 
 async fn problem(url: &Url, response: Response) -> Error {
     let status = response.status().as_u16();
+    let retry_after = retry::retry_after(
+        response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()),
+    );
     let content_type = response
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     match response.bytes().await {
-        Ok(body) => Error::Problem(Box::new(Problem::from_response(
-            status,
-            content_type.as_deref(),
-            &body,
-        ))),
+        Ok(body) => {
+            let mut problem = Problem::from_response(status, content_type.as_deref(), &body);
+            problem.retry_after = retry_after;
+            Error::Problem(Box::new(problem))
+        }
         Err(e) => Error::transport(url, e),
     }
 }

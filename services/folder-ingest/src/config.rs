@@ -9,7 +9,7 @@ use receipts_service::{Admin, AdminConfig, Readiness, ServiceConfig};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::gateway::Gateway;
+use crate::gateway;
 use crate::metrics::SERVICE;
 
 /// The gateway's own limit on items per batch.
@@ -154,7 +154,7 @@ impl ServiceConfig for FolderIngestConfig {
         config
             .validate()
             .map_err(|e| receipts_service::Error::setup("[folder_ingest]", e))?;
-        let gateway = Gateway::new(&config.gateway_url, config.key(), Duration::from_secs(2))
+        let gateway = gateway::client(&config.gateway_url, &config.key(), Duration::from_secs(2))
             .map_err(|e| receipts_service::Error::setup("the gateway client", e))?;
         let dir = config.dir.clone();
         let readiness = Readiness::default()

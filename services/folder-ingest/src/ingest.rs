@@ -28,13 +28,14 @@ use crate::checkpoint::Checkpoint;
 use crate::config::IngestConfig;
 use crate::folder::{Candidate, Folder, move_file, report_name};
 use crate::format::ReceiptTypes;
-use crate::gateway::{Gateway, GatewayError, ItemAnswer};
+use crate::gateway;
 use crate::metrics::{self, FileOutcome};
 use crate::progress::{FileReport, Outcome, Progress};
 use crate::read::{Limits, ReadError, records};
 use crate::report::{Accepted, Entry, FileRefusal, Journal, RefusedBy};
 use crate::survey::{FileHash, Survey, Tap, survey};
 use crate::{Error, io_error};
+use receipts_client::{BatchItemOutcome as ItemAnswer, Client, Receipt, Status};
 
 /// Receipts `--wait` polls at once.
 const WAIT_CONCURRENCY: usize = 16;
@@ -48,7 +49,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 pub struct Ingester {
     config: IngestConfig,
     types: ReceiptTypes,
-    gateway: Gateway,
+    gateway: Client,
     limiter: Option<DefaultDirectRateLimiter>,
     progress: Arc<dyn Progress>,
 }
@@ -73,7 +74,7 @@ struct Work {
 impl Ingester {
     pub fn new(config: IngestConfig, progress: Arc<dyn Progress>) -> Result<Self, Error> {
         config.validate().map_err(Error::Config)?;
-        let gateway = Gateway::new(&config.gateway_url, config.key(), config.request_timeout)
+        let gateway = gateway::client(&config.gateway_url, &config.key(), config.request_timeout)
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         let limiter = NonZeroU32::new(config.rate).map(|rate| {
             // A batch holds at most one second's worth (see `plan`), so it always fits the burst.
@@ -338,27 +339,25 @@ impl Ingester {
         let mut last_item_problem: Option<String> = None;
         while !pending.is_empty() {
             let body = Batch::body(pending.iter().map(|&i| &batch.items[i]));
-            let failure = match self.gateway.submit_batch(body).await {
+            let failure = match self.gateway.submit_batch_ndjson(body.into()).await {
                 Ok(answer) => {
                     if answer.items.len() != pending.len() {
-                        return Err(GatewayError::Answer(format!(
+                        return Err(Error::UnexpectedAnswer(format!(
                             "{} outcomes for {} items",
                             answer.items.len(),
                             pending.len()
-                        ))
-                        .into());
+                        )));
                     }
                     let mut again = Vec::new();
                     let mut item_problem = None;
                     for item in answer.items {
                         let Some(&i) = pending.get(item.index) else {
-                            return Err(GatewayError::Answer(format!(
+                            return Err(Error::UnexpectedAnswer(format!(
                                 "an outcome for item {}",
                                 item.index
-                            ))
-                            .into());
+                            )));
                         };
-                        if item.is_transient() {
+                        if gateway::item_is_transient(&item) {
                             if item_problem.is_none() {
                                 item_problem = Some(problem_summary(&item));
                             }
@@ -375,8 +374,8 @@ impl Ingester {
                     last_item_problem = item_problem;
                     None
                 }
-                Err(error) if error.is_transient() => {
-                    metrics::batch_retry(error.reason());
+                Err(error) if gateway::is_transient(&error) => {
+                    metrics::batch_retry(gateway::retry_reason(&error));
                     Some(error)
                 }
                 Err(error) => return Err(error.into()),
@@ -399,7 +398,7 @@ impl Ingester {
             }
             let pause = failure
                 .as_ref()
-                .and_then(GatewayError::retry_after)
+                .and_then(receipts_client::Error::retry_after)
                 .unwrap_or(backoff)
                 .min(BACKOFF_MAX);
             tracing::warn!(
@@ -495,11 +494,19 @@ impl Ingester {
             polled += 1;
             match view {
                 None => pending += 1,
-                Some(view) if view.status == "REJECTED" => {
-                    refused.push(Entry::terminal(&accepted, &view.status, view.reasons));
+                Some(view) if view.status == Status::Rejected => {
+                    refused.push(Entry::terminal(
+                        &accepted,
+                        view.status.as_str(),
+                        to_json(&view.reasons),
+                    ));
                 }
-                Some(view) if view.status == "FAILED" => {
-                    refused.push(Entry::terminal(&accepted, &view.status, view.failures));
+                Some(view) if view.status == Status::Failed => {
+                    refused.push(Entry::terminal(
+                        &accepted,
+                        view.status.as_str(),
+                        to_json(&view.failures),
+                    ));
                 }
                 Some(_) => {}
             }
@@ -533,12 +540,12 @@ impl Ingester {
         id: &str,
         deadline: tokio::time::Instant,
         shutdown: &CancellationToken,
-    ) -> Result<Option<crate::gateway::ReceiptView>, Error> {
+    ) -> Result<Option<Receipt>, Error> {
         loop {
             match self.gateway.receipt(id).await {
-                Ok(view) if view.is_terminal() => return Ok(Some(view)),
+                Ok(view) if gateway::is_terminal(view.status) => return Ok(Some(view)),
                 Ok(_) => {}
-                Err(error) if error.is_transient() => {
+                Err(error) if gateway::is_transient(&error) => {
                     tracing::debug!(%error, receipt_id = id, "polling again");
                 }
                 Err(error) => return Err(error.into()),
@@ -638,14 +645,16 @@ impl Ingester {
 /// "503 broker-unavailable: <detail>" for logs.
 fn problem_summary(item: &ItemAnswer) -> String {
     let problem = item.problem.as_ref();
-    let kind = problem
-        .and_then(|p| p["type"].as_str())
-        .map(|t| t.rsplit(':').next().unwrap_or(t))
-        .unwrap_or("problem");
+    let kind = problem.and_then(|p| p.slug()).unwrap_or("problem");
     let detail = problem
-        .and_then(|p| p["detail"].as_str())
+        .and_then(|p| p.detail.as_deref())
         .unwrap_or_default();
     format!("{} {kind}: {detail}", item.status)
+}
+
+/// A part of an answer as the JSON the report keeps.
+fn to_json(value: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
 fn remove(path: &Path) -> Result<(), Error> {
@@ -687,7 +696,7 @@ fn settle(batch: Batch, answers: Vec<Option<ItemAnswer>>) -> Settled {
                 line,
                 &key,
                 answer.status,
-                answer.problem.unwrap_or_default(),
+                answer.problem.as_ref().map(to_json).unwrap_or_default(),
             )),
             // Not reached: `submit` returns only when every item has an answer.
             None => settled.refused.push(Entry::refused(
@@ -765,13 +774,22 @@ mod tests {
             unreadable: vec![Entry::unreadable(2, 2, &hash.key(2), "too large".into())],
             ..Batch::default()
         };
-        let answer = |index, status, replayed| ItemAnswer {
+        let answer = |index, status, replayed| {
+            ItemAnswer {
             index,
             status,
             id: (status == 202).then(|| format!("id-{index}")),
             replayed,
-            problem: (status != 202)
-                .then(|| serde_json::json!({"type": "urn:receipts:problem:malformed-json"})),
+            receipt_status: None,
+            status_url: None,
+            problem: (status != 202).then(|| {
+                receipts_client::Problem::from_response(
+                    status,
+                    Some("application/problem+json"),
+                    br#"{"type":"urn:receipts:problem:malformed-json","title":"Malformed JSON document","status":400}"#,
+                )
+            }),
+        }
         };
         let settled = settle(
             batch,

@@ -56,7 +56,9 @@ pub enum Error {
     )]
     Changed { file: String },
     #[error("the gateway: {0}")]
-    Gateway(#[from] gateway::GatewayError),
+    Gateway(#[from] receipts_client::Error),
+    #[error("unexpected answer from the gateway: {0}")]
+    UnexpectedAnswer(String),
     #[error("the gateway has been failing for {} (last: {last}); the file stays with its checkpoint and is taken again later", humantime::format_duration(*after))]
     GaveUp { after: Duration, last: String },
     #[error("interrupted")]
@@ -73,13 +75,11 @@ impl Error {
     /// Ingesting cannot go on without an operator: a key the gateway refuses, a request it
     /// will never take, a bad configuration, a folder in use.
     pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            Self::Config(_)
-                | Self::Busy { .. }
-                | Self::Service(_)
-                | Self::Gateway(gateway::GatewayError::Refused { .. })
-        )
+        match self {
+            Self::Config(_) | Self::Busy { .. } | Self::Service(_) => true,
+            Self::Gateway(error) => gateway::is_refused(error),
+            _ => false,
+        }
     }
 }
 
