@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use receipts_client::{ApiKey, BatchItemOutcome, Client, Error, RetryPolicy, Status};
+use receipts_client::{ApiKey, BatchItemOutcome, Client, Error, RetryPolicy};
 use receipts_domain::Secret;
 use serde::Serialize;
 use url::Url;
@@ -60,11 +60,6 @@ pub fn retry_reason(error: &Error) -> &'static str {
 /// The item may succeed if sent again (the broker or the store was unavailable for it).
 pub fn item_is_transient(item: &BatchItemOutcome) -> bool {
     item.status >= 500
-}
-
-/// REJECTED or FAILED or ACCEPTED.
-pub fn is_terminal(status: Status) -> bool {
-    matches!(status, Status::Accepted | Status::Rejected | Status::Failed)
 }
 
 #[cfg(test)]

@@ -543,7 +543,7 @@ impl Ingester {
     ) -> Result<Option<Receipt>, Error> {
         loop {
             match self.gateway.receipt(id).await {
-                Ok(view) if gateway::is_terminal(view.status) => return Ok(Some(view)),
+                Ok(view) if view.status.is_terminal() => return Ok(Some(view)),
                 Ok(_) => {}
                 Err(error) if gateway::is_transient(&error) => {
                     tracing::debug!(%error, receipt_id = id, "polling again");

@@ -92,9 +92,9 @@ pub struct BatchOutcome {
     ),
     responses(
         (status = 200, description = "Every item's outcome, in order.", body = BatchOutcome),
-        (status = 400, description = "The batch is not UTF-8, holds no item, or a line is not an envelope (`invalid-batch`).", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "More than `limit_items` items, or more than `limit_bytes` bytes.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not NDJSON.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "The batch is not UTF-8, holds no item, or a line is not an envelope (`invalid-batch`)."),
+        (status = 413, description = "More than `limit_items` items, or more than `limit_bytes` bytes."),
+        (status = 415, description = "The Content-Type is not NDJSON."),
     ),
 )]
 #[tracing::instrument(skip_all, fields(items))]

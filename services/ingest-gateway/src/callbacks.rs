@@ -30,10 +30,10 @@ use crate::problem::ApiError;
     request_body(content = Object, content_type = "application/json", description = "The registry's outcome document (see docs/api.md)."),
     responses(
         (status = 204, description = "Recorded."),
-        (status = 400, description = "Unreadable callback.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "The signature does not verify.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, description = "No such registry, or no such receipt.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "The body exceeds `gateway.max_body_bytes`.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "Unreadable callback."),
+        (status = 401, description = "The signature does not verify."),
+        (status = 404, description = "No such registry, or no such receipt."),
+        (status = 413, description = "The body exceeds `gateway.max_body_bytes`."),
     ),
 )]
 #[tracing::instrument(skip_all, fields(registry = %registry, receipt_id))]

@@ -246,7 +246,7 @@ struct Page {
             (Page = "application/json"),
             (Vec<Item> = "application/x-ndjson"),
         )),
-        (status = 400, description = "An unknown, repeated or invalid parameter (`parameter` names it), an invalid cursor, or a cursor with other filters.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "An unknown, repeated or invalid parameter (`parameter` names it), an invalid cursor, or a cursor with other filters."),
     ),
 )]
 #[tracing::instrument(skip_all, fields(tenant = %caller.tenant))]

@@ -88,9 +88,10 @@ impl Modify for Security {
     }
 }
 
-/// The problems any authenticated operation may answer, added to every operation rather than
-/// repeated on each: 401 (no valid key), 403 (a `read` key on a `read-write` operation), 408 (the
-/// request took longer than `request_timeout`) and 503 (broker or store unavailable, retry).
+/// Every error response's body is a problem document, and the problems any authenticated
+/// operation may answer are added to every operation rather than repeated on each: 401 (no
+/// valid key), 403 (a `read` key on a `read-write` operation), 408 (the request took longer
+/// than `request_timeout`) and 503 (broker or store unavailable, retry).
 struct SharedProblems;
 
 impl Modify for SharedProblems {
@@ -126,6 +127,18 @@ impl Modify for SharedProblems {
                     "503",
                     "The broker or the store is unavailable, or the gateway is at its limit of submissions in flight; retry after `Retry-After` seconds.",
                 );
+                // Handlers state their error statuses and why; the body is always a problem.
+                for (status, response) in responses.iter_mut() {
+                    let error = status.starts_with('4') || status.starts_with('5');
+                    if let RefOr::T(response) = response
+                        && error
+                        && response.content.is_empty()
+                    {
+                        response
+                            .content
+                            .insert(PROBLEM_JSON.to_owned(), problem_content().into());
+                    }
+                }
             }
         }
     }
@@ -155,13 +168,14 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut utoipa::openapi:
 fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
     ResponseBuilder::new()
         .description(description)
-        .content(
-            PROBLEM_JSON,
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        )
+        .content(PROBLEM_JSON, problem_content())
         .into()
+}
+
+fn problem_content() -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build()
 }
 
 /// The whole document, as `/openapi.json` serves it.
@@ -222,7 +236,7 @@ pub async fn docs_page() -> Response {
     params(("asset" = String, Path, description = "One of `swagger-ui-bundle.js`, `swagger-ui.css`, `docs.js`, `LICENSE`.")),
     responses(
         (status = 200, description = "The file.", content_type = "application/octet-stream", body = String),
-        (status = 404, description = "No such file.", content_type = "application/problem+json", body = ProblemDocument),
+        (status = 404, description = "No such file."),
     ),
 )]
 pub async fn docs_asset(

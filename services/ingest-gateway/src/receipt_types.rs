@@ -117,7 +117,7 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<TypeLi
             ("Deprecation" = String, description = "A deprecated type: `@<unix seconds>` (RFC 9745)."),
             ("Sunset" = String, description = "A deprecated type: an HTTP date (RFC 8594)."),
         )),
-        (status = 404, description = "No such type.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such type."),
     ),
 )]
 pub async fn get(

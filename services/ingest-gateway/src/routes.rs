@@ -81,10 +81,10 @@ pub(crate) struct Submission {
             ("Deprecation" = String, description = "A deprecated type: `@<unix seconds>` since when (RFC 9745)."),
             ("Sunset" = String, description = "A deprecated type: when it stops being accepted (RFC 8594)."),
         )),
-        (status = 400, description = "A header is missing or invalid, the receipt type is unknown, or the document is empty, not UTF-8, malformed JSON/XML or has a DTD.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "The Idempotency-Key was used for a different request (`receipt_id` names the first).", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "The body exceeds `limit_bytes`.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "No or an unsupported Content-Type, or one the receipt type does not take.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "A header is missing or invalid, the receipt type is unknown, or the document is empty, not UTF-8, malformed JSON/XML or has a DTD."),
+        (status = 409, description = "The Idempotency-Key was used for a different request (`receipt_id` names the first)."),
+        (status = 413, description = "The body exceeds `limit_bytes`."),
+        (status = 415, description = "No or an unsupported Content-Type, or one the receipt type does not take."),
     ),
 )]
 #[tracing::instrument(skip_all, fields(receipt_id))]
@@ -398,7 +398,7 @@ impl ReceiptView {
     params(("id" = receipts_domain::ReceiptId, Path, description = "The receipt's id (from the 202).")),
     responses(
         (status = 200, description = "The receipt.", body = ReceiptView),
-        (status = 404, description = "No such receipt for this tenant.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such receipt for this tenant."),
     ),
 )]
 #[tracing::instrument(skip_all, fields(receipt_id = %id))]
@@ -432,7 +432,7 @@ pub async fn receipt(
             (Object = "application/json"),
             (String = "application/xml"),
         )),
-        (status = 404, description = "No such receipt for this tenant.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such receipt for this tenant."),
     ),
 )]
 #[tracing::instrument(skip_all, fields(receipt_id = %id))]

@@ -202,9 +202,9 @@ fn endpoint_id(raw: &str) -> Result<EndpointId, ApiError> {
     request_body(content = CreateEndpoint, content_type = "application/json"),
     responses(
         (status = 201, description = "Created.", body = CreatedEndpoint, headers(("Location" = String, description = "The endpoint's URL."))),
-        (status = 400, description = "Not valid JSON, an unknown member, a refused URL or an unknown event type.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "The body exceeds 16 KiB.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not application/json.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "Not valid JSON, an unknown member, a refused URL or an unknown event type."),
+        (status = 413, description = "The body exceeds 16 KiB."),
+        (status = 415, description = "The Content-Type is not application/json."),
     ),
 )]
 pub async fn create_endpoint(
@@ -283,7 +283,7 @@ pub async fn list_endpoints(
     params(("id" = EndpointId, Path, description = "The endpoint's id.")),
     responses(
         (status = 200, description = "The endpoint.", body = EndpointView),
-        (status = 404, description = "No such endpoint.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint."),
     ),
 )]
 pub async fn get_endpoint(
@@ -313,10 +313,10 @@ pub async fn get_endpoint(
     request_body(content = PatchEndpoint, content_type = "application/json"),
     responses(
         (status = 200, description = "The endpoint as changed.", body = EndpointView),
-        (status = 400, description = "Not valid JSON, an unknown member, a refused URL or an unknown event type.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 404, description = "No such endpoint.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 413, description = "The body exceeds 16 KiB.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 415, description = "The Content-Type is not application/json.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "Not valid JSON, an unknown member, a refused URL or an unknown event type."),
+        (status = 404, description = "No such endpoint."),
+        (status = 413, description = "The body exceeds 16 KiB."),
+        (status = 415, description = "The Content-Type is not application/json."),
     ),
 )]
 pub async fn update_endpoint(
@@ -357,7 +357,7 @@ pub async fn update_endpoint(
     params(("id" = EndpointId, Path, description = "The endpoint's id.")),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 404, description = "No such endpoint.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint."),
     ),
 )]
 pub async fn delete_endpoint(
@@ -399,7 +399,7 @@ pub struct Rotated {
     params(("id" = EndpointId, Path, description = "The endpoint's id.")),
     responses(
         (status = 200, description = "The new secret.", body = Rotated),
-        (status = 404, description = "No such endpoint.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint."),
     ),
 )]
 pub async fn rotate_endpoint_secret(
@@ -489,8 +489,8 @@ impl EndpointTestResult {
     params(("id" = EndpointId, Path, description = "The endpoint's id.")),
     responses(
         (status = 200, description = "Sent (or refused); `delivered` says whether the endpoint answered 2xx.", body = EndpointTestResult),
-        (status = 404, description = "No such endpoint.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 503, description = "The store is unavailable (retry), or this gateway cannot send webhook messages.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint."),
+        (status = 503, description = "The store is unavailable (retry), or this gateway cannot send webhook messages."),
     ),
 )]
 #[tracing::instrument(skip_all, fields(endpoint_id = %id))]
@@ -681,7 +681,7 @@ fn receipt_id(raw: &str) -> Result<ReceiptId, ApiError> {
     params(("id" = ReceiptId, Path, description = "The receipt's id.")),
     responses(
         (status = 200, description = "The deliveries.", body = DeliveryList),
-        (status = 404, description = "No such receipt for this tenant.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such receipt for this tenant."),
     ),
 )]
 pub async fn deliveries(
@@ -722,8 +722,8 @@ pub async fn deliveries(
     ),
     responses(
         (status = 202, description = "Queued; the delivery is pending again.", body = DeliveryView),
-        (status = 404, description = "No such delivery of this receipt.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "The delivery is still being attempted.", body = crate::openapi::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such delivery of this receipt."),
+        (status = 409, description = "The delivery is still being attempted."),
     ),
 )]
 // The message is queued first and the reopening recorded second: a message of a newer series
