@@ -79,7 +79,14 @@ impl EventHandler for Validator {
         let ReceiptEvent::Submitted(submitted) = event else {
             return Ok(());
         };
-        let outcome = outcome(&self.receipt_types.current(), &submitted);
+        let mut types = self.receipt_types.current();
+        if !types.names(&submitted.receipt_type) {
+            // The gateway knew the type: this copy of the types directory is likely a reload
+            // behind (a type just added), so look again before rejecting the receipt for it.
+            self.receipt_types.reload_if_changed();
+            types = self.receipt_types.current();
+        }
+        let outcome = outcome(&types, &submitted);
         match &outcome {
             ReceiptEvent::Validated(_) => {
                 tracing::info!(receipt_id = %submitted.meta.receipt_id, "receipt valid")

@@ -263,6 +263,11 @@ impl TypeSet {
         self.types.get(id)
     }
 
+    /// Whether `name` is a type id or an alias of one.
+    pub fn names(&self, name: &str) -> bool {
+        self.types.contains_key(name) || self.aliases.contains_key(name)
+    }
+
     /// Every name the `Receipt-Type` header may carry.
     pub fn known(&self) -> Vec<String> {
         let mut known: Vec<String> = self.types.keys().cloned().collect();
@@ -647,6 +652,8 @@ mod tests {
         assert!(retail.engine.mapping.is_some());
         let day = NaiveDate::from_ymd_opt(2026, 11, 20).expect("date");
         assert_eq!(set.vat_rates("DE", day).len(), 3);
+        assert!(set.names("retail-receipt/v1") && set.names("retail-receipt-xml/v1"));
+        assert!(!set.names("parking-ticket/v1"));
         assert!(
             set.resolve("retail-receipt-xml/v1", DocumentFormat::Xml)
                 .is_ok()
